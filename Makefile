@@ -1,0 +1,48 @@
+# The course's commands. `make lab` sets everything up and opens JupyterLab;
+# `make test` runs every test. Both create the virtual environment on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+ROOT_FLAG = $(if $(filter 0,$(shell id -u)),--allow-root,)
+PORT   ?= 8888
+# pytest options shared by `make test` and CI: two workers, one notebook per worker at a time.
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
+.PHONY: help setup lab test notebooks assign bench clean
+
+help:
+	@echo "make lab        set up (first time) and open JupyterLab on notebooks/"
+	@echo "make test       run all tests: library vs PyTorch, notebooks (nbval), tools, browser"
+	@echo "make notebooks  regenerate exercises/ and every .ipynb from the .py sources"
+	@echo "make assign     write exercises/ from solutions/"
+	@echo "make bench      measure notebook times and widget latency into docs/benchmarks.md"
+
+setup: $(STAMP)
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+lab: setup
+	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --port=$(PORT) --ServerApp.root_dir=. \
+		--LabApp.default_url=/lab/tree/notebooks/00_how_to_use.ipynb
+
+test: setup
+	@if [ -n "$$CI" ]; then bash tools/install-browser.sh; fi
+	$(PY) -m pytest $(PYTEST_ARGS) --nbval-lax --nbval-cell-timeout=120 tests notebooks solutions exercises
+
+notebooks: setup
+	$(VENV)/bin/course assign
+	$(VENV)/bin/course sync
+
+assign: setup
+	$(VENV)/bin/course assign
+
+bench: setup
+	$(PY) tools/bench.py
+
+clean:
+	rm -rf $(VENV)

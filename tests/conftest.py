@@ -1,0 +1,53 @@
+"""Shared test settings.
+
+* hypothesis: reproducible examples, no deadline (2-core CI machines are slow).
+* offline guard: every process of the test run (this one, xdist workers, notebook
+  kernels, grader children) refuses non-loopback connections; attempts are logged
+  and fail the session even if the code under test swallowed the exception.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+settings.register_profile("course", max_examples=30, deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("course")
+
+GUARD_DIR = Path(__file__).parent / "netguard"
+sys.path.insert(0, str(GUARD_DIR))
+import course_netguard  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get(course_netguard.LOG_VAR):
+        fd, path = tempfile.mkstemp(prefix="course-netguard-", suffix=".log")
+        os.close(fd)
+        os.environ[course_netguard.LOG_VAR] = path
+        config._course_netguard_owner = True  # type: ignore[attr-defined]
+    parts = [str(GUARD_DIR)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+    # notebook kernels must not try to reach Colab/CDNs either
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    course_netguard.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not getattr(session.config, "_course_netguard_owner", False):
+        return
+    path = Path(os.environ[course_netguard.LOG_VAR])
+    attempts = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    path.unlink(missing_ok=True)
+    if attempts:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = "network access attempted during the tests (only loopback is allowed):\n" + attempts
+        if reporter:
+            reporter.write_line(message, red=True)
+        else:  # pragma: no cover
+            print(message, file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

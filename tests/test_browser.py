@@ -1,0 +1,530 @@
+"""Every lecture notebook, run in JupyterLab inside a real Chromium.
+
+For each ``notebooks/*.ipynb`` (discovered by glob): open it in one shared
+JupyterLab server, run all cells, wait until every cell has executed, assert that
+no cell raised (error outputs, a Python traceback on stderr) and that no widget
+failed to display, then move one control of every explorer in the browser (a key
+press on a slider handle, a click on a toggle button...) and assert that the
+explorer's ``<img>`` changed. This is the one test that exercises the widget
+front end (ipywidgets' JupyterLab manager) and the kernel round trip together.
+
+Requirements: Debian's Chromium (``tools/install-browser.sh``), the Python
+package ``playwright`` (used with that Chromium; never ``playwright install``)
+and ``jupyterlab``. When one is missing the test is skipped, except when the
+environment variable ``CI`` is set: then it fails.
+
+Nothing is written into the repository: the server gets a temporary root folder
+holding copies of the notebooks, and temporary HOME / Jupyter / IPython folders.
+
+Environment variables:
+    COURSE_BROWSER_NOTEBOOKS  a glob of notebooks to test instead of notebooks/*.ipynb
+    COURSE_CHROMIUM           the Chromium executable (default: ``chromium`` on PATH)
+
+Run: ``pytest -m browser tests/test_browser.py -v``
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+SERVER_START_S = 90  # JupyterLab up and answering
+KERNEL_READY_S = 120  # notebook opened, kernel idle
+RUN_ALL_S = 240  # every cell executed (notebooks must take < 60 s; leave room)
+WIDGET_CHANGE_S = 15  # one control step seen in the browser's <img>
+
+
+# --- discovery and requirements -----------------------------------------------------
+
+
+def _notebooks() -> List[Path]:
+    pattern = os.environ.get("COURSE_BROWSER_NOTEBOOKS")
+    if pattern:
+        if not os.path.isabs(pattern):
+            pattern = str(REPO / pattern)
+        found = glob.glob(pattern)
+    else:
+        found = glob.glob(str(REPO / "notebooks" / "*.ipynb"))
+    return sorted(Path(p).resolve() for p in found if ".ipynb_checkpoints" not in p)
+
+
+NOTEBOOKS = _notebooks()
+
+
+def _chromium() -> Optional[str]:
+    exe = os.environ.get("COURSE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    return exe if os.path.isfile(exe) and os.access(exe, os.X_OK) else None
+
+
+def _missing() -> List[str]:
+    missing = []
+    if _chromium() is None:
+        missing.append("Chromium (install it with tools/install-browser.sh, or set COURSE_CHROMIUM)")
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("the Python package playwright (pip install -e '.[dev]'; do not run `playwright install`)")
+    if importlib.util.find_spec("jupyterlab") is None:
+        missing.append("the Python package jupyterlab (pip install -e '.[dev]')")
+    return missing
+
+
+def _require() -> None:
+    """Skip (or, when ``CI`` is set, fail) when a requirement is missing."""
+    missing = _missing()
+    if missing:
+        msg = "browser test needs " + "; ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(msg + " (CI is set, so this is a failure, not a skip)", pytrace=False)
+        pytest.skip(msg)
+
+
+# --- the JupyterLab server ----------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LabServer:
+    """A JupyterLab process on a loopback port with a known token."""
+
+    def __init__(self, root: Path, proc: subprocess.Popen, port: int, token: str, log: Path) -> None:
+        self.root, self.proc, self.port, self.token, self.log = root, proc, port, token, log
+        self.base = f"http://127.0.0.1:{port}"
+
+    def api(self, method: str, path: str) -> Any:
+        req = urllib.request.Request(
+            self.base + path, method=method, headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no server log)"
+        return "\n".join(lines[-n:])
+
+    def shutdown_kernels(self) -> None:
+        """Delete every session and kernel (the notebooks' kernels run in their own sessions)."""
+        try:
+            for session in self.api("GET", "/api/sessions") or []:
+                self.api("DELETE", f"/api/sessions/{session['id']}")
+            for kernel in self.api("GET", "/api/kernels") or []:
+                self.api("DELETE", f"/api/kernels/{kernel['id']}")
+        except (urllib.error.URLError, OSError):
+            pass
+
+
+def _write_lab_settings(config_dir: Path) -> None:
+    """Render every cell (no virtual scrolling) and never fetch news or updates."""
+    settings = config_dir / "lab" / "user-settings" / "@jupyterlab"
+    files = {
+        "notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+        "apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+    }
+    for rel, value in files.items():
+        path = settings / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+
+
+def _copy_notebooks(root: Path) -> Dict[Path, str]:
+    """Copy each notebook's folder into ``root``; return {notebook: path relative to root}."""
+    rel: Dict[Path, str] = {}
+    for nb in NOTEBOOKS:
+        dest = root / nb.parent.name
+        if not dest.exists():
+            shutil.copytree(
+                nb.parent, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
+            )
+        rel[nb] = f"{nb.parent.name}/{nb.name}"
+    return rel
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabServer]:
+    _require()
+    tmp = Path(tempfile.mkdtemp(prefix="course-browser-"))
+    root, home = tmp / "root", tmp / "home"
+    for d in (root, home):
+        d.mkdir()
+    config_dir = tmp / "jupyter-config"
+    _write_lab_settings(config_dir)
+    env = dict(os.environ)
+    env.update(
+        HOME=str(home),
+        JUPYTER_CONFIG_DIR=str(config_dir),
+        JUPYTER_DATA_DIR=str(tmp / "jupyter-data"),
+        JUPYTER_RUNTIME_DIR=str(tmp / "jupyter-runtime"),
+        IPYTHONDIR=str(tmp / "ipython"),
+        MPLCONFIGDIR=str(tmp / "matplotlib"),
+        MPLBACKEND="agg",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+    )
+    port, token = _free_port(), uuid.uuid4().hex
+    log = tmp / "jupyterlab.log"
+    cmd = [
+        sys.executable, "-m", "jupyterlab",
+        "--no-browser", "--allow-root", "--expose-app-in-browser",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]  # fmt: skip
+    rel = _copy_notebooks(root)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=str(root), env=env, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    server = LabServer(root, proc, port, token, log)
+    server.rel = rel  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"JupyterLab exited with code {proc.returncode}:\n{server.log_tail()}", pytrace=False)
+            try:
+                server.api("GET", "/api/status")
+                break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"JupyterLab did not answer within {SERVER_START_S} s:\n{server.log_tail()}", pytrace=False)
+            time.sleep(0.3)
+        yield server
+    finally:
+        if proc.poll() is None:
+            server.shutdown_kernels()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        try:  # anything the server left in its own process group (pgid == its pid)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser(lab: LabServer) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+# --- what the page is asked ---------------------------------------------------------
+
+# The JupyterLab app object is exposed as window.jupyterapp (--expose-app-in-browser).
+JS_PANEL = """
+(path) => {
+  const app = window.jupyterapp;
+  if (!app || !app.shell) return null;
+  for (const w of app.shell.widgets('main')) {
+    if (w.context && w.context.path === path && w.content && w.sessionContext) return w;
+  }
+  return null;
+}
+"""
+
+JS_KERNEL_READY = (
+    """
+(path) => {
+  const panel = (%s)(path);
+  if (!panel || !panel.context.isReady || !panel.sessionContext.isReady) return false;
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  return !!kernel && kernel.status === 'idle';
+}
+"""
+    % JS_PANEL
+)
+
+# The notebook's state from its model (not from rendered text, which also holds sources).
+JS_STATE = (
+    """
+(path) => {
+  const panel = (%s)(path);
+  if (!panel) return {found: false};
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  const cells = [];
+  panel.content.widgets.forEach((cell, index) => {
+    const model = cell.model;
+    if (model.type !== 'code') return;
+    const outputs = model.outputs.toJSON();
+    cells.push({
+      index: index,
+      empty: model.sharedModel.getSource().trim() === '',
+      count: model.executionCount,
+      errors: outputs.filter(o => o.output_type === 'error')
+                     .map(o => o.ename + ': ' + o.evalue + '\\n' + (o.traceback || []).join('\\n')),
+      stderr: outputs.filter(o => o.output_type === 'stream' && o.name === 'stderr')
+                     .map(o => Array.isArray(o.text) ? o.text.join('') : o.text).join(''),
+    });
+  });
+  const node = panel.content.node;
+  return {
+    found: true,
+    status: kernel ? kernel.status : 'none',
+    cells: cells,
+    domOutputs: node.querySelectorAll('.jp-OutputArea-output').length,
+    widgetErrors: Array.from(node.querySelectorAll('.jp-OutputArea-output'))
+                       .filter(e => e.textContent.includes('Error displaying widget')).length,
+    images: node.querySelectorAll('img.widget-image').length,
+  };
+}
+"""
+    % JS_PANEL
+)
+
+# Tag every explorer image and one control of its box so that the test can press a
+# key on / click that control through Playwright (real input events).
+JS_TAG_CONTROLS = (
+    """
+(path) => {
+  const panel = (%s)(path);
+  const found = [];
+  panel.content.node.querySelectorAll('img.widget-image').forEach((img, k) => {
+    img.setAttribute('data-bt-img', String(k));
+    const box = img.closest('.widget-vbox') || img.parentElement;
+    let control = null, action = null;
+    const handle = box.querySelector('.noUi-handle, .ui-slider-handle');
+    const range = box.querySelector('input[type=range]');
+    const toggle = box.querySelector('.widget-toggle-button:not(.mod-active)');
+    const select = box.querySelector('select');
+    const checkbox = box.querySelector('input[type=checkbox]');
+    if (handle) {
+      control = handle;
+      const now = parseFloat(handle.getAttribute('aria-valuenow'));
+      const max = parseFloat(handle.getAttribute('aria-valuemax'));
+      action = (now >= max) ? 'ArrowLeft' : 'ArrowRight';
+    } else if (range) {
+      control = range;
+      action = (parseFloat(range.value) >= parseFloat(range.max)) ? 'ArrowLeft' : 'ArrowRight';
+    } else if (toggle) { control = toggle; action = 'click'; }
+    else if (select) { control = select; action = 'select'; }
+    else if (checkbox) { control = checkbox; action = 'click'; }
+    if (control) control.setAttribute('data-bt-control', String(k));
+    found.push({index: k, action: action, src: img.getAttribute('src') || ''});
+  });
+  return found;
+}
+"""
+    % JS_PANEL
+)
+
+
+def _describe(state: Dict[str, Any]) -> str:
+    cells = state.get("cells", [])
+    done = sum(1 for c in cells if c["count"] is not None)
+    return f"kernel {state.get('status')}, {done}/{len(cells)} code cells executed"
+
+
+def _tracebacks(state: Dict[str, Any]) -> List[str]:
+    """Error outputs, and Python tracebacks printed on stderr, as readable messages."""
+    found = []
+    for cell in state["cells"]:
+        for err in cell["errors"]:
+            found.append(f"code cell {cell['index']} raised {err[:2000]}")
+        if "Traceback (most recent call last)" in cell["stderr"]:
+            found.append(f"code cell {cell['index']} printed a traceback on stderr:\n{cell['stderr'][-2000:]}")
+    return found
+
+
+def _finished(state: Dict[str, Any]) -> bool:
+    if not state.get("found") or state["status"] != "idle":
+        return False
+    if _tracebacks(state):
+        return True  # Run All stops at the first error
+    return all(c["count"] is not None for c in state["cells"] if not c["empty"])
+
+
+def _run_all(page: Any, path: str) -> Dict[str, Any]:
+    """Clear outputs, run every cell, wait until all ran (or one failed); return the state."""
+    page.evaluate(
+        "(path) => { const p = (%s)(path); window.jupyterapp.shell.activateById(p.id); }" % JS_PANEL, path
+    )
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    for attempt, command in enumerate(("notebook:run-all-cells", "runmenu:run-all")):
+        page.evaluate("(c) => { window.jupyterapp.commands.execute(c); }", command)
+        deadline = time.monotonic() + 10
+        started = False
+        while time.monotonic() < deadline:  # did Run All do anything?
+            state = page.evaluate(JS_STATE, path)
+            if state["status"] != "idle" or any(c["count"] is not None for c in state["cells"]):
+                started = True
+                break
+            page.wait_for_timeout(250)
+        if started:
+            break
+    else:
+        pytest.fail(f"Run All did nothing (tried twice): {_describe(state)}", pytrace=False)
+
+    deadline = time.monotonic() + RUN_ALL_S
+    stable = 0
+    while True:
+        state = page.evaluate(JS_STATE, path)
+        stable = stable + 1 if _finished(state) else 0
+        if stable >= 3:  # the same verdict three polls in a row: not a gap between two cells
+            return state
+        if time.monotonic() > deadline:
+            pytest.fail(f"notebook did not finish within {RUN_ALL_S} s: {_describe(state)}", pytrace=False)
+        page.wait_for_timeout(300)
+
+
+def _console_collector(page: Any) -> List[str]:
+    messages: List[str] = []
+    page.on("pageerror", lambda exc: messages.append(f"page error: {exc}"))
+    page.on("console", lambda msg: messages.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    return messages
+
+
+# --- the test -----------------------------------------------------------------------
+
+
+def _param(nb: Path) -> Any:
+    return pytest.param(nb, id=nb.stem)
+
+
+@pytest.mark.parametrize(
+    "notebook", [_param(nb) for nb in NOTEBOOKS] or [pytest.param(None, id="no-notebooks")]
+)
+def test_notebook_in_browser(notebook: Optional[Path], lab: LabServer, browser: Any) -> None:
+    if notebook is None:
+        msg = "no notebooks found (notebooks/*.ipynb or $COURSE_BROWSER_NOTEBOOKS)"
+        if os.environ.get("CI"):
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    path = lab.rel[notebook]  # type: ignore[attr-defined]
+    t0 = time.monotonic()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    console = _console_collector(page)
+    try:
+        workspace = f"bt-{uuid.uuid4().hex[:8]}"  # a fresh workspace: no notebook restored from an earlier test
+        page.goto(f"{lab.base}/lab/workspaces/{workspace}/tree/{path}?token={lab.token}")
+        try:
+            page.wait_for_function(JS_KERNEL_READY, arg=path, timeout=KERNEL_READY_S * 1000, polling=250)
+        except Exception as exc:  # playwright's TimeoutError
+            pytest.fail(
+                f"{path}: notebook or kernel not ready within {KERNEL_READY_S} s ({exc!r}).\n"
+                f"Server log:\n{lab.log_tail()}\nBrowser:\n" + "\n".join(console[-10:]),
+                pytrace=False,
+            )
+
+        state = _run_all(page, path)
+        problems = _tracebacks(state)
+        assert not problems, f"{path}: " + "\n".join(problems)
+        stderr = [c for c in state["cells"] if c["stderr"].strip()]
+        for cell in stderr:  # warnings, progress bars: allowed, but shown with -rw
+            import warnings
+
+            warnings.warn(f"{path}: cell {cell['index']} wrote to stderr: {cell['stderr'].strip()[:300]}")
+
+        page.wait_for_selector(".jp-OutputArea-output", state="attached", timeout=10_000)
+        assert state["domOutputs"] > 0, f"{path}: no output area was rendered"
+        # the explorers' views: the images exist once the widget manager rendered them
+        try:
+            page.wait_for_selector(".jp-Notebook img.widget-image[src]", state="attached", timeout=20_000)
+        except Exception:
+            state = page.evaluate(JS_STATE, path)
+            pytest.fail(
+                f"{path}: no explorer widget was rendered (widget errors: {state['widgetErrors']}, "
+                f"outputs: {state['domOutputs']}). Every lecture notebook has at least one explorer.\n"
+                + "\n".join(console[-10:]),
+                pytrace=False,
+            )
+        state = page.evaluate(JS_STATE, path)
+        assert state["widgetErrors"] == 0, f"{path}: {state['widgetErrors']} output(s) say 'Error displaying widget'"
+
+        explorers = page.evaluate(JS_TAG_CONTROLS, path)
+        moved = []
+        for ex in explorers:
+            k, action = ex["index"], ex["action"]
+            assert action is not None, f"{path}: explorer image #{k} has no slider, toggle, dropdown or checkbox"
+            img = page.locator(f'img[data-bt-img="{k}"]')
+            control = page.locator(f'[data-bt-control="{k}"]')
+            before = ex["src"]
+            assert before, f"{path}: explorer image #{k} has no src"
+            control.scroll_into_view_if_needed()
+            if action == "click":
+                control.click()
+            elif action == "select":
+                options = control.locator("option").all_text_contents()
+                current = control.input_value()
+                values = control.locator("option").evaluate_all("os => os.map(o => o.value)")
+                nxt = values[(values.index(current) + 1) % len(values)] if current in values else values[0]
+                assert len(options) > 1, f"{path}: explorer #{k}: dropdown with one option"
+                control.select_option(nxt)
+            else:
+                control.focus()
+                control.press(action)
+            try:
+                page.wait_for_function(
+                    "([k, before]) => { const i = document.querySelector(`img[data-bt-img=\"${k}\"]`);"
+                    " return i && (i.getAttribute('src') || '') !== before; }",
+                    arg=[k, before],
+                    timeout=WIDGET_CHANGE_S * 1000,
+                    polling=100,
+                )
+            except Exception:
+                pytest.fail(
+                    f"{path}: explorer #{k}: {action} on its control did not change the image "
+                    f"within {WIDGET_CHANGE_S} s.\n" + "\n".join(console[-10:]),
+                    pytrace=False,
+                )
+            moved.append(f"#{k} {action}")
+            assert img.get_attribute("src") != before
+
+        state = page.evaluate(JS_STATE, path)
+        problems = _tracebacks(state)
+        assert not problems, f"{path} after moving the controls: " + "\n".join(problems)
+        assert state["widgetErrors"] == 0, f"{path}: 'Error displaying widget' after moving the controls"
+        print(f"{path}: {len(state['cells'])} code cells, explorers moved: {', '.join(moved)}; "
+              f"{time.monotonic() - t0:.1f} s")  # fmt: skip
+    finally:
+        context.close()
+        lab.shutdown_kernels()
