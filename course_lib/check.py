@@ -97,15 +97,16 @@ def describe(t: torch.Tensor) -> str:
     return f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}"
 
 
-def describe_inputs(case: Case) -> str:
-    """A short description of a case's inputs: shapes for tensors, values for scalars."""
+def describe_inputs(case: Case, values: bool = True) -> str:
+    """A short description of a case's inputs: shapes for tensors, values for scalars
+    (with ``values=False`` only their type, as the grader's feedback must not reveal hidden inputs)."""
     parts = []
     values = list(case.args) + list(case.kwargs.values())
     names = [f"arg{i}" for i in range(len(case.args))] + list(case.kwargs)
     for name, value in zip(names, values):
         if isinstance(value, torch.Tensor):
             parts.append(f"{name}: {describe(value)}")
-        elif isinstance(value, (int, float, bool, str)) or value is None:
+        elif values and (isinstance(value, (int, float, bool, str)) or value is None):
             parts.append(f"{name}={value!r}")
         else:
             parts.append(f"{name}: {type(value).__name__}")

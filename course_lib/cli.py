@@ -1,4 +1,4 @@
-"""The ``course`` command: ``course assign``, ``course sync`` (and later ``course grade``).
+"""The ``course`` command: ``course assign``, ``course sync``, ``course grade``.
 
 Exit codes: 0 success, 1 something to fix (stale files with ``--check``,
 a malformed sheet), 2 usage error.
@@ -51,6 +51,65 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+GRADE_HELP = """Grade a folder of filled-in exercise notebooks into a gradebook.
+
+SUBMISSIONS are .ipynb files or folders. A file alice.ipynb is student "alice";
+in a folder, every *.ipynb directly inside is one student (named after the
+file) and every sub-folder holding exactly one .ipynb is one student (named
+after the folder, e.g. an LMS export alice/01_forward.ipynb). Ids keep letters,
+digits, '.', '_' and '-'.
+
+Each student's code runs in a sandboxed child process (own session, resource
+limits, wall-clock timeout, scrubbed environment, fresh folder; as root also no
+network, an unprivileged uid, and solutions/, tests/, other submissions and the
+output folder hidden). The child calls the student's functions on hidden inputs
+and returns plain numbers; this process compares them with the reference
+answers. Points per question = points x passed cases / cases.
+
+Writes OUT/gradebook.csv (student, one column per question, total, max,
+status, message), OUT/results/<student>.json and OUT/feedback/<student>.md.
+Status: ok, not attempted, unreadable notebook, crashed, timeout, memory limit,
+output limit. A rerun skips submissions already graded (same file, same
+settings) unless --force.
+
+Exit codes: 0 all graded, 1 some could not be graded (see status), 2 usage error.
+"""
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from course_lib.grade import runner, sandbox
+    from course_lib.grade.submission import UsageError, discover
+
+    try:
+        submissions = discover(args.submissions)
+        limits = sandbox.Limits(timeout=args.timeout, memory_mb=args.memory)
+        course_root = Path(__file__).resolve().parents[1]
+        hide = [course_root / "solutions", course_root / "tests", args.out.resolve()]
+        hide += [args.tests.resolve()] if args.tests else []
+        hide += sorted({s.path.resolve().parent for s in submissions})
+        plan = runner.make_plan(args.sheet, limits, args.tests, hide)
+    except (UsageError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not sandbox.is_root():
+        print("note: not running as root: no network/filesystem isolation and no separate user for student code "
+              "(see docs/instructors.md, 'Threat model')", file=sys.stderr)
+    summary = runner.grade_batch(plan, submissions, args.out, jobs=args.jobs, force=args.force, progress=not args.quiet)
+    print(summary.line())
+    print(f"gradebook: {args.out / 'gradebook.csv'}")
+    return 1 if summary.problems else 0
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="Tools of the deep-learning course.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -74,6 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, default=Path("."), help="course folder (default: current folder)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if any .ipynb is stale")
     p.set_defaults(func=_cmd_sync)
+
+    p = sub.add_parser("grade", help="grade submitted notebooks into a gradebook", description=GRADE_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSIONS", help=".ipynb files or folders of them")
+    p.add_argument("--sheet", required=True, help="sheet id, e.g. 01_forward (the name of solutions/<sheet>.py)")
+    p.add_argument("--out", type=Path, required=True, help="output folder for gradebook.csv, results/ and feedback/")
+    p.add_argument("-j", "--jobs", type=_positive(int), default=1, help="submissions graded in parallel (default 1)")
+    p.add_argument("--timeout", type=_positive(float), default=60.0, help="wall-clock seconds per submission (default 60)")
+    p.add_argument("--memory", type=_positive(int), default=2048, help="address-space limit per submission in MB (default 2048)")
+    p.add_argument("--tests", type=Path, default=None, help="folder of instructor tests: <sheet>.py defining extra_cases(qid, gen)")
+    p.add_argument("--force", action="store_true", help="grade again even if a result for the same file exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_grade)
     return parser
 
 

@@ -234,11 +234,13 @@ def draw_graph(
     for child, parent in layout.edges:
         cx, cy = layout.pos[id(child)]
         ox, oy = layout.op_pos[id(parent)]
+        skips = ox - cx > COLUMN  # passes another column: bend it around the boxes there
+        bend = 0.0 if not skips else (-0.35 if oy <= cy else 0.35)
         ax.annotate(
             "", xy=(ox, oy), xytext=(cx + BOX_W, cy), zorder=1,
             arrowprops=dict(
                 arrowstyle="-|>", color="#6b7280", shrinkA=0, shrinkB=0, lw=1.0,
-                patchB=op_texts[id(parent)].get_bbox_patch(),
+                patchB=op_texts[id(parent)].get_bbox_patch(), connectionstyle=f"arc3,rad={bend}",
             ),
         )
     return GraphArtists(ax, layout, boxes, grad_texts)

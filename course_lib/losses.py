@@ -33,8 +33,9 @@ REDUCTIONS = ("mean", "sum", "none")
 #: PyTorch clamps each log in :func:`binary_cross_entropy` at this value, so
 #: a probability of exactly 0 for the true label costs 100, not infinity.
 LOG_CLAMP = -100.0
-#: PyTorch's gradient of :func:`binary_cross_entropy` divides by ``max(p(1-p), EPS)``.
-BCE_GRAD_EPS = 1e-12
+#: PyTorch's gradient of :func:`binary_cross_entropy` divides by ``max(p(1-p), EPS)``
+#: with EPS = 1e-12 rounded to float32 (9.99999996e-13), whatever the tensor's dtype.
+BCE_GRAD_EPS = 9.999999960041972e-13
 
 
 # --- shared helpers -----------------------------------------------------------------
@@ -128,7 +129,8 @@ def binary_cross_entropy(p: torch.Tensor, target: torch.Tensor, reduction: str =
 
 def binary_cross_entropy_backward(p: torch.Tensor, target: torch.Tensor, reduction: str = "mean", grad_output: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Gradient of :func:`binary_cross_entropy` w.r.t. ``p``, as PyTorch computes it:
-    ``(p - y) / max(p (1 - p), 1e-12)``, divided by ``M`` for "mean".
+    ``(p - y) / max(p (1 - p), eps)`` with ``eps`` about 1e-12 (:data:`BCE_GRAD_EPS`),
+    divided by ``M`` for "mean".
 
     (Exactly at a clamped log the true derivative is 0; PyTorch, and this
     function, use the formula above everywhere.) Returns the shape of ``p``.

@@ -29,6 +29,7 @@ import glob
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -39,6 +40,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -121,8 +123,11 @@ def _free_port() -> int:
 class LabServer:
     """A JupyterLab process on a loopback port with a known token."""
 
-    def __init__(self, root: Path, proc: subprocess.Popen, port: int, token: str, log: Path) -> None:
-        self.root, self.proc, self.port, self.token, self.log = root, proc, port, token, log
+    def __init__(
+        self, proc: subprocess.Popen, port: int, token: str, log: Path, rel: Dict[Path, str]
+    ) -> None:
+        self.proc, self.port, self.token, self.log = proc, port, token, log
+        self.rel = rel  # notebook -> its path relative to the server's root folder
         self.base = f"http://127.0.0.1:{port}"
 
     def api(self, method: str, path: str) -> Any:
@@ -213,8 +218,7 @@ def lab() -> Iterator[LabServer]:
             cmd, cwd=str(root), env=env, stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-    server = LabServer(root, proc, port, token, log)
-    server.rel = rel  # type: ignore[attr-defined]
+    server = LabServer(proc, port, token, log, rel)
     try:
         deadline = time.monotonic() + SERVER_START_S
         while True:
@@ -247,12 +251,13 @@ def lab() -> Iterator[LabServer]:
 
 @pytest.fixture(scope="module")
 def browser(lab: LabServer) -> Iterator[Any]:
+    """One Chromium and one browsing context (shared HTTP cache: JupyterLab's bundles load once)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
         try:
-            yield b
+            yield b.new_context(viewport={"width": 1400, "height": 1000})
         finally:
             b.close()
 
@@ -363,14 +368,19 @@ def _describe(state: Dict[str, Any]) -> str:
     return f"kernel {state.get('status')}, {done}/{len(cells)} code cells executed"
 
 
+def _plain(text: str) -> str:
+    """``text`` without ANSI colour codes (tracebacks are coloured)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
 def _tracebacks(state: Dict[str, Any]) -> List[str]:
     """Error outputs, and Python tracebacks printed on stderr, as readable messages."""
     found = []
     for cell in state["cells"]:
         for err in cell["errors"]:
-            found.append(f"code cell {cell['index']} raised {err[:2000]}")
+            found.append(f"code cell {cell['index']} raised {_plain(err)[-3000:]}")
         if "Traceback (most recent call last)" in cell["stderr"]:
-            found.append(f"code cell {cell['index']} printed a traceback on stderr:\n{cell['stderr'][-2000:]}")
+            found.append(f"code cell {cell['index']} printed a traceback on stderr:\n{_plain(cell['stderr'])[-3000:]}")
     return found
 
 
@@ -425,106 +435,118 @@ def _console_collector(page: Any) -> List[str]:
 # --- the test -----------------------------------------------------------------------
 
 
-def _param(nb: Path) -> Any:
-    return pytest.param(nb, id=nb.stem)
+def _wait_js(page: Any, expression: str, arg: Any, timeout_s: float) -> bool:
+    """Wait until ``expression(arg)`` is truthy in the page; False on timeout."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(expression, arg=arg, timeout=timeout_s * 1000, polling=100)
+        return True
+    except PlaywrightTimeout:
+        return False
 
 
-@pytest.mark.parametrize(
-    "notebook", [_param(nb) for nb in NOTEBOOKS] or [pytest.param(None, id="no-notebooks")]
-)
+def _move_control(page: Any, k: int, action: str) -> None:
+    """Press a key on / click / select the next option of the control tagged ``k``."""
+    control = page.locator(f'[data-bt-control="{k}"]')
+    control.scroll_into_view_if_needed()
+    if action == "click":
+        control.click()
+    elif action == "select":
+        values = control.locator("option").evaluate_all("os => os.map(o => o.value)")
+        if len(values) < 2:
+            pytest.fail(f"explorer #{k}: its dropdown has a single option", pytrace=False)
+        current = control.input_value()
+        control.select_option(values[(values.index(current) + 1) % len(values)] if current in values else values[0])
+    else:
+        control.focus()
+        control.press(action)
+
+
+JS_SRC_CHANGED = """
+([k, before]) => {
+  const img = document.querySelector(`img[data-bt-img="${k}"]`);
+  return !!img && (img.getAttribute('src') || '') !== before;
+}
+"""
+
+
+PARAMS = [pytest.param(nb, id=nb.stem) for nb in NOTEBOOKS] or [pytest.param(None, id="no-notebooks")]
+
+
+@pytest.mark.parametrize("notebook", PARAMS)
 def test_notebook_in_browser(notebook: Optional[Path], lab: LabServer, browser: Any) -> None:
     if notebook is None:
         msg = "no notebooks found (notebooks/*.ipynb or $COURSE_BROWSER_NOTEBOOKS)"
         if os.environ.get("CI"):
             pytest.fail(msg, pytrace=False)
         pytest.skip(msg)
-    path = lab.rel[notebook]  # type: ignore[attr-defined]
-    t0 = time.monotonic()
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
+    path = lab.rel[notebook]
+    times = {"start": time.monotonic()}
+    page = browser.new_page()
     console = _console_collector(page)
+
+    def fail(msg: str) -> None:
+        tail = "\n".join(console[-10:])
+        pytest.fail(f"{path}: {msg}" + (f"\nbrowser console:\n{tail}" if tail else ""), pytrace=False)
+
     try:
-        workspace = f"bt-{uuid.uuid4().hex[:8]}"  # a fresh workspace: no notebook restored from an earlier test
+        # 1. open the notebook in a fresh workspace (nothing restored from an earlier test)
+        workspace = f"bt-{uuid.uuid4().hex[:8]}"
         page.goto(f"{lab.base}/lab/workspaces/{workspace}/tree/{path}?token={lab.token}")
-        try:
-            page.wait_for_function(JS_KERNEL_READY, arg=path, timeout=KERNEL_READY_S * 1000, polling=250)
-        except Exception as exc:  # playwright's TimeoutError
-            pytest.fail(
-                f"{path}: notebook or kernel not ready within {KERNEL_READY_S} s ({exc!r}).\n"
-                f"Server log:\n{lab.log_tail()}\nBrowser:\n" + "\n".join(console[-10:]),
-                pytrace=False,
-            )
+        if not _wait_js(page, JS_KERNEL_READY, path, KERNEL_READY_S):
+            fail(f"notebook or kernel not ready within {KERNEL_READY_S} s.\nserver log:\n{lab.log_tail()}")
+        times["kernel"] = time.monotonic()
 
+        # 2. Run All; no error output, no traceback; stderr (warnings, progress bars) is allowed
         state = _run_all(page, path)
+        times["run"] = time.monotonic()
         problems = _tracebacks(state)
-        assert not problems, f"{path}: " + "\n".join(problems)
-        stderr = [c for c in state["cells"] if c["stderr"].strip()]
-        for cell in stderr:  # warnings, progress bars: allowed, but shown with -rw
-            import warnings
+        if problems:
+            fail("\n".join(problems))
+        for cell in state["cells"]:
+            if cell["stderr"].strip():
+                text = _plain(cell["stderr"]).strip()[:300]
+                warnings.warn(f"{path}: code cell {cell['index']} wrote to stderr: {text}")
 
-            warnings.warn(f"{path}: cell {cell['index']} wrote to stderr: {cell['stderr'].strip()[:300]}")
-
-        page.wait_for_selector(".jp-OutputArea-output", state="attached", timeout=10_000)
-        assert state["domOutputs"] > 0, f"{path}: no output area was rendered"
-        # the explorers' views: the images exist once the widget manager rendered them
-        try:
-            page.wait_for_selector(".jp-Notebook img.widget-image[src]", state="attached", timeout=20_000)
-        except Exception:
+        # 3. outputs rendered, explorers displayed by the widget manager (not its PNG fallback)
+        if not _wait_js(page, "() => document.querySelectorAll('.jp-OutputArea-output').length > 0", None, 10):
+            fail("no output area was rendered")
+        if not _wait_js(page, "() => !!document.querySelector('.jp-Notebook img.widget-image[src]')", None, 20):
             state = page.evaluate(JS_STATE, path)
-            pytest.fail(
-                f"{path}: no explorer widget was rendered (widget errors: {state['widgetErrors']}, "
-                f"outputs: {state['domOutputs']}). Every lecture notebook has at least one explorer.\n"
-                + "\n".join(console[-10:]),
-                pytrace=False,
+            fail(
+                f"no explorer widget was rendered ({state['widgetErrors']} 'Error displaying widget', "
+                f"{state['domOutputs']} outputs); every lecture notebook shows at least one explorer"
             )
         state = page.evaluate(JS_STATE, path)
-        assert state["widgetErrors"] == 0, f"{path}: {state['widgetErrors']} output(s) say 'Error displaying widget'"
+        if state["widgetErrors"]:
+            fail(f"{state['widgetErrors']} output(s) say 'Error displaying widget'")
 
-        explorers = page.evaluate(JS_TAG_CONTROLS, path)
+        # 4. move one control of every explorer in the browser; its image must change
         moved = []
-        for ex in explorers:
-            k, action = ex["index"], ex["action"]
-            assert action is not None, f"{path}: explorer image #{k} has no slider, toggle, dropdown or checkbox"
-            img = page.locator(f'img[data-bt-img="{k}"]')
-            control = page.locator(f'[data-bt-control="{k}"]')
-            before = ex["src"]
-            assert before, f"{path}: explorer image #{k} has no src"
-            control.scroll_into_view_if_needed()
-            if action == "click":
-                control.click()
-            elif action == "select":
-                options = control.locator("option").all_text_contents()
-                current = control.input_value()
-                values = control.locator("option").evaluate_all("os => os.map(o => o.value)")
-                nxt = values[(values.index(current) + 1) % len(values)] if current in values else values[0]
-                assert len(options) > 1, f"{path}: explorer #{k}: dropdown with one option"
-                control.select_option(nxt)
-            else:
-                control.focus()
-                control.press(action)
-            try:
-                page.wait_for_function(
-                    "([k, before]) => { const i = document.querySelector(`img[data-bt-img=\"${k}\"]`);"
-                    " return i && (i.getAttribute('src') || '') !== before; }",
-                    arg=[k, before],
-                    timeout=WIDGET_CHANGE_S * 1000,
-                    polling=100,
-                )
-            except Exception:
-                pytest.fail(
-                    f"{path}: explorer #{k}: {action} on its control did not change the image "
-                    f"within {WIDGET_CHANGE_S} s.\n" + "\n".join(console[-10:]),
-                    pytrace=False,
-                )
+        for ex in page.evaluate(JS_TAG_CONTROLS, path):
+            k, action, before = ex["index"], ex["action"], ex["src"]
+            if action is None:
+                fail(f"explorer image #{k} has no slider, toggle button, dropdown or checkbox next to it")
+            if not before:
+                fail(f"explorer image #{k} has no src")
+            _move_control(page, k, action)
+            if not _wait_js(page, JS_SRC_CHANGED, [k, before], WIDGET_CHANGE_S):
+                fail(f"explorer #{k}: {action} on its control did not change its image within {WIDGET_CHANGE_S} s")
             moved.append(f"#{k} {action}")
-            assert img.get_attribute("src") != before
+        times["widgets"] = time.monotonic()
 
         state = page.evaluate(JS_STATE, path)
         problems = _tracebacks(state)
-        assert not problems, f"{path} after moving the controls: " + "\n".join(problems)
-        assert state["widgetErrors"] == 0, f"{path}: 'Error displaying widget' after moving the controls"
-        print(f"{path}: {len(state['cells'])} code cells, explorers moved: {', '.join(moved)}; "
-              f"{time.monotonic() - t0:.1f} s")  # fmt: skip
+        if problems:
+            fail("after moving the controls:\n" + "\n".join(problems))
+        if state["widgetErrors"]:
+            fail("'Error displaying widget' after moving the controls")
+        print(
+            f"{path}: {len(state['cells'])} code cells; explorers moved: {', '.join(moved)}; "
+            f"open+kernel {times['kernel'] - times['start']:.1f} s, run all {times['run'] - times['kernel']:.1f} s, "
+            f"widgets {times['widgets'] - times['run']:.1f} s, total {times['widgets'] - times['start']:.1f} s"
+        )
     finally:
-        context.close()
+        page.close()
         lab.shutdown_kernels()

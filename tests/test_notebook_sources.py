@@ -99,3 +99,20 @@ def test_lectures_show_library_code_instead_of_copying_it(path: Path):
                 assert ast.dump(node) != library[node.name], (
                     f"{path.name} copies course_lib's {node.name}; use show_source({node.name}) instead"
                 )
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=lambda p: p.name)
+def test_readme_has_colab_and_binder_badges_for_every_chapter(path: Path):
+    readme = (ROOT / "README.md").read_text()
+    nb = f"notebooks/{path.stem}.ipynb"
+    assert f"https://colab.research.google.com/github/{GITHUB_PATH}/blob/main/{nb}" in readme
+    assert f"https://mybinder.org/v2/gh/{GITHUB_PATH}/main?urlpath=lab/tree/{nb}" in readme
+
+
+def test_readme_quickstart_is_two_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Quickstart", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    assert commands == ["make lab", "make test"]
+    ci = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    assert "make test" in ci and not any(l.startswith(("pytest", "python", "pip")) for l in ci)

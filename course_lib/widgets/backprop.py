@@ -78,6 +78,10 @@ def local_rule(node: Value, child: Value) -> str:
     return "?"
 
 
+def _paren(x: float) -> str:
+    return fmt(x) if x >= 0 else f"({fmt(x)})"
+
+
 class BackpropExplorer(Explorer):
     """Step through the backward pass of a small expression, node by node."""
 
@@ -94,7 +98,10 @@ class BackpropExplorer(Explorer):
     # --- building ---------------------------------------------------------------------
     def build(self, fig: Any) -> None:
         self.ax = fig.add_axes([0.005, 0.27, 0.99, 0.72])
-        self.info = fig.text(0.012, 0.235, "", va="top", ha="left", fontsize=10.5, family="DejaVu Sans", linespacing=1.5)
+        fig.text(0.988, 0.235, "orange: the node this step finishes\nblue dashed: the nodes that use it", va="top", ha="right",
+                 fontsize=9, color="#4b5563", linespacing=1.4)
+        self.info = fig.text(0.012, 0.235, "", va="top", ha="left", fontsize=10.5, linespacing=1.5)
+        self._frames: Dict[Tuple[str, int], bytes] = {}
         self._setup(self._initial)
 
     def _setup(self, expression: str) -> None:
@@ -108,6 +115,10 @@ class BackpropExplorer(Explorer):
         self.ax.clear()
         drawn = draw_graph(self.root, ax=self.ax, show_grad=False, layout=self.layout)
         self.grad_texts = drawn.grad_texts
+        for lim, get, span in ((self.ax.set_xlim, self.ax.get_xlim, 9.8), (self.ax.set_ylim, self.ax.get_ylim, 4.2)):
+            lo, hi = get()  # the same scale for every expression: at least `span` data units
+            mid, half = (lo + hi) / 2, max(hi - lo, span) / 2
+            lim(mid - half, mid + half)
 
         def outline(color: str, style: str, width: float) -> Any:
             patch = FancyBboxPatch(
@@ -149,9 +160,14 @@ class BackpropExplorer(Explorer):
         if expression != self.expression:
             self._setup(expression)
             slider = self.controls["step"]
-            slider.max = len(self.steps)  # may clamp slider.value (and re-render)
+            slider.unobserve(self._on_change, names="value")  # a clamped value must not re-render
+            try:
+                slider.max = len(self.steps)
+            finally:
+                slider.observe(self._on_change, names="value")
             step = slider.value
         step = max(0, min(step, len(self.steps)))
+        self._key = (expression, step)
         done = {id(s.node): s for s in self.steps[:step]}
         self.shown_grads: Dict[str, str] = {}
         for v in self.layout.nodes:
@@ -164,6 +180,13 @@ class BackpropExplorer(Explorer):
         for i, patch in enumerate(self.consumer_boxes):
             self._place(patch, consumers[i] if i < len(consumers) else None)
         self.info.set_text(self.explain(step))
+
+    def png(self) -> bytes:
+        """The PNG of the current frame. There are only ``len(steps) + 1`` frames per
+        expression, so each is drawn once (~40 ms of text) and then reused."""
+        if self._key not in self._frames:
+            self._frames[self._key] = super().png()
+        return self._frames[self._key]
 
     def explain(self, step: int) -> str:
         """The text under the graph for ``step`` (0 = before the backward pass)."""
@@ -178,7 +201,7 @@ class BackpropExplorer(Explorer):
         if not s.terms:
             return head + f"\nThe seed: grad({v}) = ∂{v}/∂{v} = 1.\nEvery other gradient is built from this one by the chain rule."
         locals_ = ";   ".join(f"∂{c.label}/∂{v} = {local_rule(c, s.node)} = {fmt(loc)}" for c, _, loc in s.terms)
-        products = " + ".join(f"{fmt(g)} × {fmt(loc)}" for _, g, loc in s.terms)
+        products = " + ".join(f"{_paren(g)} × {_paren(loc)}" for _, g, loc in s.terms)
         names = " + ".join(f"grad({c.label})·∂{c.label}/∂{v}" for c, _, _ in s.terms)
         note = "   (summed over its consumers)" if len(s.terms) > 1 else ""
         return (f"{head}\nlocal derivative{'s' if len(s.terms) > 1 else ''}: {locals_}\n"

@@ -56,6 +56,7 @@ class CrossEntropyExplorer(Explorer):
             bars = ax.bar(x, [0.0] * self.classes, width=0.6, color=BLUE)
             self.bars.append(list(bars))
             self.labels.append([ax.text(c, 0.0, "", ha="center", fontsize=9) for c in x])
+        self.labels[0] = []  # the sliders already show the logits; fewer texts draw faster
         self.axes = axes
         self.loss_text = fig.text(0.5, 0.93, "", ha="center", fontsize=12)
         self.dynamic = [*(b for row in self.bars for b in row), *(t for row in self.labels for t in row), self.loss_text]
@@ -89,16 +90,18 @@ class CrossEntropyExplorer(Explorer):
         self.probs, self.loss, self.grad = out["probs"], out["loss"], out["grad"]
         target = int(target)
         for panel, values in enumerate((out["logits"], out["probs"], out["grad"])):
-            for c, (bar, label) in enumerate(zip(self.bars[panel], self.labels[panel])):
+            lo, hi = self.axes[panel].get_ylim()
+            for c, bar in enumerate(self.bars[panel]):
                 v = float(values[c])
                 bar.set_height(v)
                 bar.set_color(ORANGE if c == target else BLUE)
-                top = max(v, 0.0)
-                offset = 0.04 * (self.axes[panel].get_ylim()[1] - self.axes[panel].get_ylim()[0])
-                label.set_position((c, top + offset * 0.3 if v >= 0 else v - offset))
-                label.set_text(f"{v:.2f}" if panel != 1 else f"{v:.3f}")
+                if self.labels[panel]:
+                    # the value just above a positive bar, just below a negative one
+                    y = v + 0.012 * (hi - lo) if v >= 0 else v - 0.05 * (hi - lo)
+                    self.labels[panel][c].set_position((c, y))
+                    self.labels[panel][c].set_text(f"{v:.3f}" if panel == 1 else f"{v:+.3f}")
         p_y = float(out["probs"][target])
-        self.loss_text.set_text(f"true class y = {target} (orange)    L = -log p_y = -log {p_y:.3f} = {float(self.loss):.3f}")
+        self.loss_text.set_text(f"y = {target}:  L = −log p_y = −log {p_y:.3f} = {float(self.loss):.3f}")
 
 
 class PredictionLossExplorer(Explorer):
@@ -114,8 +117,8 @@ class PredictionLossExplorer(Explorer):
     grad_limit = 10.0
 
     def build(self, fig: Any) -> None:
-        fig.subplots_adjust(left=0.07, right=0.99, bottom=0.15, top=0.80, wspace=0.25)
-        self.grid = torch.linspace(0.002, 0.998, 400, dtype=torch.float64)
+        fig.subplots_adjust(left=0.07, right=0.97, bottom=0.15, top=0.80, wspace=0.25)
+        self.grid = torch.linspace(0.002, 0.998, 250, dtype=torch.float64)
         ax_loss, ax_grad = fig.subplots(1, 2)
         ax_loss.set_title("loss $L(p)$", fontsize=10)
         ax_loss.set_xlim(0, 1)
@@ -180,7 +183,4 @@ class PredictionLossExplorer(Explorer):
         self.dbce_dot.set_data([prediction], [max(-lim, min(lim, v["dbce"]))])
         for line in self.target_lines:
             line.set_xdata([target, target])
-        self.text.set_text(
-            f"p = {prediction:.2f}, y = {target:.2f}:   squared error {v['mse']:.3f} (slope {v['dmse']:+.2f})"
-            f"    BCE {v['bce']:.3f} (slope {v['dbce']:+.2f})"
-        )
+        self.text.set_text(f"MSE {v['mse']:.3f} (slope {v['dmse']:+.2f})    BCE {v['bce']:.3f} (slope {v['dbce']:+.2f})")

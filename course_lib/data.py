@@ -1,0 +1,150 @@
+"""Small data sets, made in code or shipped with scikit-learn: nothing is downloaded.
+
+Toy 2-D classification sets (:func:`moons`, :func:`circles`, :func:`spirals`,
+:func:`xor`) return ``(X, y)`` with ``X`` of shape ``(N, 2)`` (float) and ``y``
+of shape ``(N,)`` (long). They are seeded: the same arguments give the same
+tensors. Classes are balanced (sizes differ by at most one) and the rows are
+shuffled. ``noise`` is always the standard deviation of Gaussian noise added
+to each coordinate.
+
+:func:`digits` gives scikit-learn's bundled 8x8 handwritten digits (1,797
+images) as tensors with a fixed stratified train/test split.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, NamedTuple, Tuple
+
+import torch
+
+from course_lib.validate import expect
+
+
+def _class_sizes(n: int, k: int, fn: str) -> List[int]:
+    if not (isinstance(n, int) and isinstance(k, int)) or k < 1 or n < k:
+        raise ValueError(f"{fn}: need integers n >= k >= 1 (at least one point per class), got n={n!r}, k={k!r}")
+    return [n // k + (1 if c < n % k else 0) for c in range(k)]
+
+
+def _check_noise(fn: str, noise: float) -> None:
+    if not noise >= 0:
+        raise ValueError(f"{fn}: noise is a standard deviation and must be >= 0, got {noise!r}")
+
+
+def _finish(parts: List[torch.Tensor], labels: List[int], noise: float, gen: torch.Generator, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Stack the classes, add noise, shuffle; X (N, 2) of ``dtype``, y (N,) long."""
+    X = torch.cat(parts).to(torch.float64)
+    y = torch.cat([torch.full((len(p),), c, dtype=torch.long) for p, c in zip(parts, labels)])
+    X = X + noise * torch.randn(X.shape, generator=gen, dtype=torch.float64)
+    order = torch.randperm(len(y), generator=gen)
+    return X[order].to(dtype), y[order]
+
+
+def moons(n: int = 200, noise: float = 0.1, seed: int = 0, dtype: torch.dtype = torch.float32) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Two interleaving half circles: X (n, 2), y (n,) in {0, 1}."""
+    _check_noise("moons", noise)
+    sizes = _class_sizes(n, 2, "moons")
+    gen = torch.Generator().manual_seed(seed)
+    t0 = torch.linspace(0, math.pi, sizes[0], dtype=torch.float64)
+    t1 = torch.linspace(0, math.pi, sizes[1], dtype=torch.float64)
+    upper = torch.stack([torch.cos(t0), torch.sin(t0)], dim=1)
+    lower = torch.stack([1 - torch.cos(t1), 0.5 - torch.sin(t1)], dim=1)
+    return _finish([upper, lower], [0, 1], noise, gen, dtype)
+
+
+def circles(n: int = 200, noise: float = 0.05, factor: float = 0.5, seed: int = 0, dtype: torch.dtype = torch.float32) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A circle of radius 1 (class 0) around one of radius ``factor`` (class 1): X (n, 2), y (n,)."""
+    _check_noise("circles", noise)
+    if not 0 < factor < 1:
+        raise ValueError(f"circles: factor is the inner radius and must lie in (0, 1), got {factor!r}")
+    sizes = _class_sizes(n, 2, "circles")
+    gen = torch.Generator().manual_seed(seed)
+    parts = []
+    for size, radius in zip(sizes, (1.0, factor)):
+        t = torch.arange(size, dtype=torch.float64) * (2 * math.pi / size)
+        parts.append(radius * torch.stack([torch.cos(t), torch.sin(t)], dim=1))
+    return _finish(parts, [0, 1], noise, gen, dtype)
+
+
+def spirals(n: int = 300, k: int = 3, noise: float = 0.05, turns: float = 1.0, seed: int = 0, dtype: torch.dtype = torch.float32) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``k`` interleaved spiral arms from the origin to radius 1: X (n, 2), y (n,) in {0..k-1}.
+
+    Arm ``c`` at radius ``r`` sits at angle ``2*pi*(c/k + turns*r)``.
+    """
+    _check_noise("spirals", noise)
+    sizes = _class_sizes(n, k, "spirals")
+    gen = torch.Generator().manual_seed(seed)
+    parts = []
+    for c, size in enumerate(sizes):
+        r = torch.linspace(0.05, 1.0, size, dtype=torch.float64)
+        angle = 2 * math.pi * (c / k + turns * r)
+        parts.append(r[:, None] * torch.stack([torch.cos(angle), torch.sin(angle)], dim=1))
+    return _finish(parts, list(range(k)), noise, gen, dtype)
+
+
+def xor(n: int = 200, noise: float = 0.1, seed: int = 0, dtype: torch.dtype = torch.float32) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Points in the four quadrants of [-1, 1]^2; class 1 where the signs of x1 and x2 differ.
+
+    X (n, 2), y (n,). Each class is split evenly between its two quadrants.
+    """
+    _check_noise("xor", noise)
+    sizes = _class_sizes(n, 2, "xor")
+    gen = torch.Generator().manual_seed(seed)
+    parts = []
+    for c, size in enumerate(sizes):
+        magnitude = torch.rand(size, 2, generator=gen, dtype=torch.float64)
+        first = torch.arange(size) % 2 == 0  # alternate between the class's two quadrants
+        sign1 = torch.where(first, 1.0, -1.0).to(torch.float64)
+        sign2 = sign1 if c == 0 else -sign1
+        parts.append(magnitude * torch.stack([sign1, sign2], dim=1))
+    return _finish(parts, [0, 1], noise, gen, dtype)
+
+
+# --- handwritten digits ---------------------------------------------------------------
+class DigitsSplit(NamedTuple):
+    """Train and test tensors: X_* (N, 64) float in [0, 1], y_* (N,) long in {0..9}."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def digits(test_fraction: float = 0.25, seed: int = 0, dtype: torch.dtype = torch.float32) -> DigitsSplit:
+    """scikit-learn's bundled 8x8 digits (no download), pixels scaled from 0..16 to [0, 1],
+    split into train and test with the same class proportions (stratified, seeded)."""
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"digits: test_fraction must lie in (0, 1), got {test_fraction!r}")
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    data = load_digits()
+    X = torch.tensor(data.data / 16.0, dtype=dtype)
+    y = torch.tensor(data.target, dtype=torch.long)
+    idx_train, idx_test = train_test_split(
+        torch.arange(len(y)).numpy(), test_size=test_fraction, random_state=seed, stratify=data.target
+    )
+    idx_train, idx_test = torch.as_tensor(idx_train), torch.as_tensor(idx_test)
+    return DigitsSplit(X[idx_train], y[idx_train], X[idx_test], y[idx_test])
+
+
+def to_images(X: torch.Tensor) -> torch.Tensor:
+    """Flat digit rows (N, 64) as images (N, 8, 8)."""
+    expect("to_images", "X", X, (None, 64))
+    return X.reshape(-1, 8, 8)
+
+
+def tile_images(X: torch.Tensor, cols: int = 10, pad: int = 1) -> torch.Tensor:
+    """Lay out digit rows (N, 64) or images (N, 8, 8) in a grid, for ``ax.imshow``:
+    returns (rows * (8 + pad) - pad, cols * (8 + pad) - pad) with the gaps set to 0."""
+    images = to_images(X) if X.dim() == 2 else X
+    expect("tile_images", "X", images, (None, 8, 8))
+    n = images.shape[0]
+    cols = max(1, min(cols, n))
+    rows = max(1, math.ceil(n / cols))
+    out = torch.zeros(rows * (8 + pad) - pad, cols * (8 + pad) - pad, dtype=images.dtype)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[r * (8 + pad): r * (8 + pad) + 8, c * (8 + pad): c * (8 + pad) + 8] = images[i]
+    return out

@@ -1,0 +1,213 @@
+"""The sandboxed child: run a student's cells, call their functions, write plain data.
+
+Run as ``python -I -m course_lib.grade.child WORKDIR`` by the grader. Steps:
+
+1. as root (when the grader is root): enter new mount and network namespaces,
+   hide the folders listed in the job (solutions, tests, other submissions, the
+   output folder) under empty read-only tmpfs mounts;
+2. import everything the student may need (torch, numpy, course_lib...) while
+   files are still readable, then set resource limits and drop to the job's
+   unprivileged uid/gid;
+3. execute the student's code cells one by one, each under a time limit,
+   catching everything (including ``SystemExit``);
+4. for each question and case, call the student's function on the inputs the
+   grader wrote and save each output tensor as ``out/{q}_{c}_{k}.npy`` plus one
+   JSON line in ``out/log.jsonl``. The grader decides what that is worth.
+
+Everything used after student code has run is bound to local names first.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import sys
+import traceback
+
+CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 16384, 1 << 18
+PRELOAD = (
+    "math", "random", "itertools", "functools", "collections", "re", "typing", "dataclasses", "copy",
+    "time", "string", "statistics", "fractions", "decimal", "operator", "heapq", "bisect", "enum",
+    "contextlib", "warnings", "numbers", "abc", "inspect", "textwrap", "io", "pickle", "struct",
+    "numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim", "matplotlib", "matplotlib.pyplot",
+    "course_lib.check", "course_lib.questions",
+)
+
+
+class Limit(BaseException):
+    """A cell or case ran past its time limit (a BaseException: `except Exception` cannot catch it)."""
+
+
+def _isolate(hide: list) -> str:
+    """Enter new mount + network namespaces and hide folders; return a note on what was done."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
+        return f"namespaces unavailable (errno {ctypes.get_errno()})"
+    libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
+    for path in hide:
+        if os.path.isdir(path):
+            flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+            if libc.mount(b"tmpfs", path.encode(), b"tmpfs", flags, b"size=4k,mode=555") != 0:
+                return f"could not hide {path} (errno {ctypes.get_errno()})"
+    return "isolated"
+
+
+def _limits(job: dict) -> None:
+    mb = 1024 * 1024
+    for name, value in (
+        ("RLIMIT_AS", job["memory_mb"] * mb),
+        ("RLIMIT_FSIZE", job["output_mb"] * mb),
+        ("RLIMIT_NOFILE", 256),
+        ("RLIMIT_CPU", int(job["timeout"]) + 5),
+        ("RLIMIT_CORE", 0),
+    ):
+        resource.setrlimit(getattr(resource, name), (value, value))
+    if job.get("uid") is not None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (job["nproc"], job["nproc"]))
+
+
+def _drop(job: dict) -> None:
+    if job.get("uid") is None or os.getuid() != 0:
+        return
+    os.setgroups([])
+    os.setgid(job["gid"])
+    os.setuid(job["uid"])
+
+
+class _FakeIPython:
+    """``get_ipython()`` inside the grader: magics and shell escapes are skipped."""
+
+    def run_line_magic(self, *args, **kwargs):
+        return None
+
+    def run_cell_magic(self, *args, **kwargs):
+        return None
+
+    def system(self, *args, **kwargs):
+        return None
+
+    getoutput = system
+
+
+def main(workdir: str) -> None:
+    os.chdir(workdir)
+    with open("job.json", encoding="utf-8") as f:
+        job = json.load(f)
+    note = _isolate(job["hide"]) if os.getuid() == 0 and job.get("isolate", True) else "not isolated"
+    os.environ["MPLBACKEND"] = "Agg"
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:  # a missing optional module is the student's problem, not ours
+            pass
+    import numpy as np
+    import torch
+
+    from course_lib import questions as registry
+    from course_lib.check import NotPlainData, to_plain
+
+    registry.all_questions()
+    torch.set_num_threads(1)
+    questions = [registry.get(qid) for qid in job["questions"]]
+    inputs = []
+    for qi, q in enumerate(questions):
+        cases = []
+        for ci in range(job["cases"][qi]):
+            with open(f"in/{qi}_{ci}.json", encoding="utf-8") as f:
+                spec = json.load(f)
+            cases.append(_decode(spec, np, torch))
+        inputs.append(cases)
+
+    # bind everything needed after student code runs
+    save, write, dumps, getattr_, callable_ = np.save, os.write, json.dumps, getattr, callable
+    setitimer, ITIMER_REAL, sig, SIGALRM, exit_ = signal.setitimer, signal.ITIMER_REAL, signal.signal, signal.SIGALRM, os._exit
+    # out/ is root-owned and sticky when sandboxed: the student can add files but not
+    # remove or replace this log, which is opened before privileges are dropped
+    log_fd = os.open("out/log.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def log(entry: dict) -> None:
+        write(log_fd, (dumps(entry) + "\n").encode())
+
+    def alarm(signum, frame):
+        raise Limit()
+
+    def limited(fn, seconds):
+        sig(SIGALRM, alarm)
+        setitimer(ITIMER_REAL, seconds)
+        try:
+            return fn()
+        finally:
+            setitimer(ITIMER_REAL, 0)
+
+    log({"event": "start", "sandbox": note})
+    _limits(job)
+    _drop(job)
+
+    namespace = {"__name__": "__main__", "get_ipython": lambda: _FakeIPython()}
+    for i, source in enumerate(job["cells"]):
+        try:
+            code = compile(source, f"<cell {i + 1}>", "exec")
+            limited(lambda: exec(code, namespace), job["cell_timeout"])
+        except Limit:
+            log({"event": "cell", "cell": i + 1, "error": "time limit"})
+        except MemoryError:
+            log({"event": "cell", "cell": i + 1, "error": "MemoryError"})
+        except BaseException as err:  # SystemExit, KeyboardInterrupt and the student's own errors
+            log({"event": "cell", "cell": i + 1, "error": f"{type(err).__name__}: {str(err)[:200]}"})
+
+    for qi, q in enumerate(questions):
+        func = namespace.get(q.func_name)
+        for ci, case in enumerate(inputs[qi]):
+            entry = {"event": "case", "q": qi, "c": ci}
+            if func is None or not callable_(func):
+                entry["missing"] = True
+                log(entry)
+                continue
+            try:
+                outputs = to_plain(limited(lambda: q.call(func, case), job["case_timeout"]))
+                for k, t in enumerate(outputs):
+                    save(f"out/{qi}_{ci}_{k}.npy", t.numpy(), allow_pickle=False)
+                entry["n"] = len(outputs)
+            except NotImplementedError:
+                entry["not_attempted"] = True
+            except Limit:
+                entry["error"] = f"did not finish within {job['case_timeout']:g} s"
+            except MemoryError:
+                entry["error"] = "MemoryError (memory limit)"
+            except NotPlainData as err:
+                entry["error"] = str(err)[:300]
+            except BaseException as err:
+                entry["error"] = f"raised {type(err).__name__}: {str(err)[:200]}"
+            log(entry)
+    log({"event": "done"})
+    exit_(0)
+
+
+def _decode(spec, np, torch):
+    """Rebuild a Case from the grader's JSON + .npy files (plain data only)."""
+    from course_lib.questions import Case
+
+    def value(v):
+        if isinstance(v, dict) and "npy" in v:
+            return torch.from_numpy(np.load(v["npy"], allow_pickle=False))
+        if isinstance(v, dict) and "tuple" in v:
+            return tuple(value(x) for x in v["tuple"])
+        if isinstance(v, list):
+            return [value(x) for x in v]
+        return v
+
+    return Case(spec["label"], tuple(value(a) for a in spec["args"]), {k: value(v) for k, v in spec["kwargs"].items()})
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1])
+    except BaseException:  # a failure of the harness itself: report and leave
+        traceback.print_exc()
+        os._exit(3)
