@@ -239,5 +239,5 @@ def use(qid: str, func: Any = None) -> Callable[..., Any]:
         print(f"Using your `{q.func_name}`.")
         return func
     ref = q.reference
-    print(f"Using the course_lib reference `{ref.__module__}.{ref.__name__}` because your `{q.func_name}` is {res.status} yet.")
+    print(f"Using the course_lib reference `{ref.__module__}.{getattr(ref, '__qualname__', ref.__name__)}` because your `{q.func_name}` is {res.status} yet.")
     return ref

@@ -13,9 +13,13 @@ images) as tensors with a fixed stratified train/test split.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
+from pathlib import Path
 from typing import List, NamedTuple, Tuple
 
+import numpy as np
 import torch
 
 from course_lib.validate import expect
@@ -111,22 +115,47 @@ class DigitsSplit(NamedTuple):
     y_test: torch.Tensor
 
 
+@functools.lru_cache(maxsize=1)
+def _load_digits() -> Tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as arrays (1797, 64) with values 0..16 and (1797,), read once.
+
+    Reads the CSV that ships inside scikit-learn directly (importing ``sklearn.datasets``
+    takes seconds); falls back to ``load_digits`` if the file has moved.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.exists():
+            table = np.loadtxt(path, delimiter=",")
+            return table[:, :-1], table[:, -1].astype(np.int64)
+    from sklearn.datasets import load_digits  # pragma: no cover
+
+    data = load_digits()  # pragma: no cover
+    return data.data, data.target  # pragma: no cover
+
+
 def digits(test_fraction: float = 0.25, seed: int = 0, dtype: torch.dtype = torch.float32) -> DigitsSplit:
     """scikit-learn's bundled 8x8 digits (no download), pixels scaled from 0..16 to [0, 1],
-    split into train and test with the same class proportions (stratified, seeded)."""
+    split into train and test with the same class proportions (stratified, seeded):
+    each class puts ``round(test_fraction * its size)`` random images into the test set."""
     if not 0 < test_fraction < 1:
         raise ValueError(f"digits: test_fraction must lie in (0, 1), got {test_fraction!r}")
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    data = load_digits()
-    X = torch.tensor(data.data / 16.0, dtype=dtype)
-    y = torch.tensor(data.target, dtype=torch.long)
-    idx_train, idx_test = train_test_split(
-        torch.arange(len(y)).numpy(), test_size=test_fraction, random_state=seed, stratify=data.target
-    )
-    idx_train, idx_test = torch.as_tensor(idx_train), torch.as_tensor(idx_test)
-    return DigitsSplit(X[idx_train], y[idx_train], X[idx_test], y[idx_test])
+    pixels, target = _load_digits()
+    X = torch.tensor(pixels / 16.0, dtype=dtype)
+    y = torch.tensor(target, dtype=torch.long)
+    gen = torch.Generator().manual_seed(seed)
+    train_parts, test_parts = [], []
+    for c in range(10):
+        idx = torch.nonzero(y == c).squeeze(1)
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        n_test = round(test_fraction * len(idx))
+        test_parts.append(idx[:n_test])
+        train_parts.append(idx[n_test:])
+    train_idx, test_idx = torch.cat(train_parts), torch.cat(test_parts)
+    train_idx = train_idx[torch.randperm(len(train_idx), generator=gen)]  # mix the classes
+    test_idx = test_idx[torch.randperm(len(test_idx), generator=gen)]
+    return DigitsSplit(X[train_idx], y[train_idx], X[test_idx], y[test_idx])
 
 
 def to_images(X: torch.Tensor) -> torch.Tensor:

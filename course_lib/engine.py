@@ -111,7 +111,10 @@ class Value:
 
     def exp(self) -> "Value":
         """e^x; its derivative is e^x itself."""
-        e = math.exp(self.data)
+        try:
+            e = math.exp(self.data)
+        except OverflowError:
+            raise OverflowError(f"Value.exp: e^{self.data:g} is too large for a float (the limit is about e^709)") from None
         return self._unary(e, "exp", e)
 
     def log(self) -> "Value":
@@ -160,7 +163,7 @@ def _as_value(x: Union[Value, Number]) -> Value:
 def topological_order(root: Value) -> List[Value]:
     """Every value ``root`` depends on, each listed after all of its inputs (root last).
 
-    An explicit stack instead of recursion, so a chain of 100,000 operations works.
+    An explicit stack instead of recursion, so graphs thousands of operations deep work.
     """
     order: List[Value] = []
     visited = set()

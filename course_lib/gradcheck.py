@@ -13,7 +13,7 @@ to train. Always in float64: in float32 the rounding error ~1e-7 / eps swamps it
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Sequence, Union
+from typing import Any, Callable, List, Sequence, Tuple, Union
 
 import torch
 
@@ -34,6 +34,15 @@ def _scalar(fn: str, value: Any) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     raise ShapeError(f"{fn}: f should return a scalar (a number or a one-element tensor), got {type(value).__name__}")
+
+
+def _unravel(i: int, shape: Tuple[int, ...]) -> Tuple[int, ...]:
+    """The index tuple of entry ``i`` of a tensor of ``shape`` in row-major order."""
+    where = []
+    for size in reversed(shape):
+        where.append(i % size)
+        i //= size
+    return tuple(reversed(where))
 
 
 def numerical_grad(f: Callable[[torch.Tensor], Any], x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -102,7 +111,7 @@ def gradcheck(
         bad = diff > atol + rtol * n.abs()
         if bool(bad.any()) or bool(torch.isnan(a).any()):
             i = int(torch.argmax((diff - atol - rtol * n.abs()).nan_to_num(float("inf")).reshape(-1)))
-            where = tuple(int(j) for j in torch.unravel_index(torch.tensor(i), x.shape)) if x.dim() else ()
+            where = _unravel(i, tuple(x.shape))
             raise GradcheckError(
                 f"gradcheck: the gradient of input {k} (shape {tuple(x.shape)}) is wrong at index {where}: "
                 f"analytic {a.reshape(-1)[i].item():.6g}, numerical {n.reshape(-1)[i].item():.6g} "

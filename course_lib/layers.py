@@ -14,7 +14,7 @@ of any shape.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -195,7 +195,7 @@ def log_softmax_backward(dy: torch.Tensor, y: torch.Tensor, dim: int = -1) -> to
 
 
 # --- a multi-layer perceptron ---------------------------------------------------------
-def activation_fn(name: str):
+def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The elementwise activation called ``name`` (``"relu"``, ``"sigmoid"`` or ``"tanh"``)."""
     table = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh}
     if name not in table:

@@ -9,17 +9,21 @@
 # ---
 
 # %% [markdown]
-# # 03 · Backpropagation: exercises
+# # 03 · Exercises: backpropagation
 #
-# <a href="https://colab.research.google.com/github/nn-from-scratch/course/blob/main/solutions/03_backprop.ipynb" target="_parent"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"/></a>
+# Student sheet: <a href="https://colab.research.google.com/github/nn-from-scratch/course/blob/main/exercises/03_backprop.ipynb" target="_parent"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"/></a>
+# · with solutions: [solutions/03_backprop.ipynb](https://colab.research.google.com/github/nn-from-scratch/course/blob/main/solutions/03_backprop.ipynb)
 #
-# Five exercises on the backward pass, from one scalar operation to a layer of tensors. Write
-# each function where it says `raise NotImplementedError(...)`, run the cell, then run the
-# `check(...)` cell below it: it tries your function on several inputs (edge cases included)
-# against the `course_lib` reference and tells you the first mismatch. Later cells use your
-# function if it passes, or the reference otherwise, so the whole sheet always runs.
-#
-# Lecture: `notebooks/03_backprop.ipynb`.
+# Five exercises on the backward pass, the pieces the lecture `notebooks/03_backprop.ipynb`
+# builds: multiplication and `tanh` for the scalar `Value` with their backward steps, the backward
+# pass of a linear layer, a numerical gradient by central differences, and the backward pass of
+# softmax. Replace each `raise NotImplementedError(...)` with your code and run the `check(...)`
+# cell below it: it compares your function with the course's reference on several inputs, edge
+# cases included (a value used twice, a batch of one, a single class), and tells you the first
+# mismatch. Later cells use your function if it passes, or the reference otherwise, so the whole
+# sheet always runs. Write the operations yourself (plain Python `math` and tensor operations
+# such as `@`, `.T`, `.sum`), not with `Value`'s own operators, `torch.autograd` or
+# `course_lib.layers`. All tensors are `float64`.
 
 # %% tags=["setup"]
 # Setup. On Colab this installs course_lib from the course repository (Colab keeps its own

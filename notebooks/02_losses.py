@@ -159,7 +159,7 @@ for reduction in ("mean", "sum", "none"):
 #
 # $$\frac{\partial \ell}{\partial z} = \sigma(z) - y,$$
 #
-# the error of the predicted probability. Going through $p$ instead fails: $\sigma(40) = 1 -
+# the error of the predicted probability. Going through $p$ instead fails: $\sigma(40) \approx 1 -
 # 4\cdot 10^{-18}$ rounds to exactly `1.0` in float64, so $\log(1 - p) = -\infty$ and the clamp
 # reports a loss of 100 where the true loss is about 40.
 
@@ -245,7 +245,7 @@ print("naive log of it:\n", torch.log(naive))
 # Choosing $m = \max_j z_j$ makes every exponent $\le 0$ (no overflow) and puts a term $e^0 = 1$
 # in the sum (so the log never sees 0). The quantity $m + \log\sum_j e^{z_j - m} = \log \sum_j
 # e^{z_j}$ is the **log-sum-exp**, and the log-softmax is $z_c$ minus it. `course_lib.layers`
-# (chapter 01) implements exactly this:
+# implements exactly this:
 
 # %%
 show_source(layers.logsumexp, layers.log_softmax)

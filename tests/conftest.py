@@ -34,6 +34,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
     # notebook kernels must not try to reach Colab/CDNs either
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # two test workers on two cores: one thread each (torch's default oversubscribes badly)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     course_netguard.install()
 
 

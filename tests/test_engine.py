@@ -204,6 +204,8 @@ def test_clear_errors():
         1.0 / Value(0.0)
     with pytest.raises(ValueError, match="negative base"):
         Value(-8.0) ** (1 / 3)
+    with pytest.raises(OverflowError, match="too large"):
+        Value(710.0).exp()
     with pytest.raises(TypeError, match="real number"):
         Value("3")
     with pytest.raises(TypeError, match="real number"):

@@ -36,6 +36,6 @@ else
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" apt-get update
-"${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+${SUDO[@]+"${SUDO[@]}"} apt-get update
+${SUDO[@]+"${SUDO[@]}"} apt-get install -y --no-install-recommends "${missing[@]}"
 echo "installed: $(command -v chromium) ($(chromium --version 2>/dev/null || echo 'version unknown'))"

@@ -79,12 +79,20 @@ def _drop(job: dict) -> None:
 
 
 class _FakeIPython:
-    """``get_ipython()`` inside the grader: magics and shell escapes are skipped."""
+    """``get_ipython()`` inside the grader: shell escapes and magics are skipped,
+    except that the body of a ``%%time``/``%%timeit``/``%%capture`` cell still runs."""
+
+    RUN_BODY = ("time", "timeit", "capture")
+
+    def __init__(self, namespace: dict) -> None:
+        self.namespace = namespace
 
     def run_line_magic(self, *args, **kwargs):
         return None
 
-    def run_cell_magic(self, *args, **kwargs):
+    def run_cell_magic(self, name, line, cell, *args, **kwargs):
+        if name in self.RUN_BODY:
+            exec(compile(cell, f"<%%{name} cell>", "exec"), self.namespace)
         return None
 
     def system(self, *args, **kwargs):
@@ -149,8 +157,19 @@ def main(workdir: str) -> None:
     _limits(job)
     _drop(job)
 
-    namespace = {"__name__": "__main__", "get_ipython": lambda: _FakeIPython()}
+    me = os.getpid()
+    getpid = os.getpid
+    skip_cells, skip_questions = set(job.get("skip_cells", [])), set(job.get("skip_questions", []))
+    namespace: dict = {"__name__": "__main__"}
+    shell = _FakeIPython(namespace)
+    namespace["get_ipython"] = lambda: shell
     for i, source in enumerate(job["cells"]):
+        if getpid() != me:  # a process the student forked came back into the harness
+            exit_(0)
+        if i in skip_cells:
+            log({"event": "cell", "cell": i + 1, "error": "skipped: this cell stopped an earlier run"})
+            continue
+        log({"event": "cell-start", "cell": i})
         try:
             code = compile(source, f"<cell {i + 1}>", "exec")
             limited(lambda: exec(code, namespace), job["cell_timeout"])
@@ -162,9 +181,23 @@ def main(workdir: str) -> None:
             log({"event": "cell", "cell": i + 1, "error": f"{type(err).__name__}: {str(err)[:200]}"})
 
     for qi, q in enumerate(questions):
+        if getpid() != me:
+            exit_(0)
         func = namespace.get(q.func_name)
+        log({"event": "q-start", "q": qi})
+        timed_out = False
         for ci, case in enumerate(inputs[qi]):
             entry = {"event": "case", "q": qi, "c": ci}
+            if getpid() != me:
+                exit_(0)
+            if qi in skip_questions:
+                entry["error"] = "not run: this question stopped an earlier run (time limit or crash)"
+                log(entry)
+                continue
+            if timed_out:
+                entry["error"] = "not run: an earlier case of this question ran out of time"
+                log(entry)
+                continue
             if func is None or not callable_(func):
                 entry["missing"] = True
                 log(entry)
@@ -178,12 +211,15 @@ def main(workdir: str) -> None:
                 entry["not_attempted"] = True
             except Limit:
                 entry["error"] = f"did not finish within {job['case_timeout']:g} s"
+                timed_out = True
             except MemoryError:
                 entry["error"] = "MemoryError (memory limit)"
             except NotPlainData as err:
                 entry["error"] = str(err)[:300]
             except BaseException as err:
                 entry["error"] = f"raised {type(err).__name__}: {str(err)[:200]}"
+            if getpid() != me:
+                exit_(0)
             log(entry)
     log({"event": "done"})
     exit_(0)

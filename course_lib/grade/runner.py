@@ -91,7 +91,7 @@ def _load_npy(path: Path) -> torch.Tensor:
         array = np.load(f, allow_pickle=False)
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "biufc":
         raise ValueError("not a numeric array")
-    return torch.from_numpy(np.ascontiguousarray(array))
+    return torch.from_numpy(array.copy(order="C"))  # (np.ascontiguousarray would turn shape () into (1,))
 
 
 def score(plan: Plan, run: sandbox.ChildRun) -> List[Dict[str, Any]]:
@@ -159,6 +159,8 @@ def classify(run: sandbox.ChildRun, questions: List[Dict[str, Any]]) -> Tuple[st
     rc = run.returncode
     if run.timed_out or rc == -9 and run.seconds >= run_limit(run) or rc == -24:  # -24: SIGXCPU
         return "timeout", f"stopped after {run.seconds:.0f} s (time limit); cases that finished before still count"
+    if "time limit" in errors or "did not finish within" in errors:
+        return "timeout", "a cell or a function ran past its time limit and was stopped; the rest was graded"
     if rc == -25 or run.output_capped:  # SIGXFSZ
         return "output limit", "wrote more output than allowed; cases that finished before still count"
     if "MemoryError" in errors or "not enough memory" in errors or "can't allocate memory" in errors or rc == -9:
@@ -172,6 +174,46 @@ def classify(run: sandbox.ChildRun, questions: List[Dict[str, Any]]) -> Tuple[st
     cell_errors = [e for e in run.entries if e.get("event") == "cell"]
     note = f"{len(cell_errors)} cell(s) raised errors" if cell_errors else ""
     return "ok", note
+
+
+MAX_RETRIES = 2
+
+
+def _run_with_retries(plan: Plan, cells: List[str], slot: int) -> Tuple[sandbox.ChildRun, Optional[str], str]:
+    """Run the child; if it dies (timeout, crash, limit) inside a cell or a question,
+    run it again without that cell or question, at most MAX_RETRIES times, so the
+    rest of the notebook is still graded. Returns the last run and, when a retry
+    happened, the status and message of the first failure."""
+    skip_cells: List[int] = []
+    skip_questions: List[int] = []
+    first: Optional[Tuple[str, str]] = None
+    for attempt in range(MAX_RETRIES + 1):
+        run = sandbox.run(cells, plan.questions, plan.cases, plan.limits, plan.hide, slot=slot,
+                          skip_cells=skip_cells, skip_questions=skip_questions)
+        run.extra["timeout"] = plan.limits.timeout
+        if any(e.get("event") == "done" for e in run.entries) or attempt == MAX_RETRIES:
+            break
+        starts = [e for e in run.entries if e.get("event") in ("cell-start", "q-start")]
+        if not starts:
+            break
+        last = starts[-1]
+        status, message = classify(run, [])
+        if last["event"] == "cell-start" and isinstance(last.get("cell"), int):
+            where = f"cell {last['cell'] + 1}"
+            skip_cells.append(last["cell"])
+        elif isinstance(last.get("q"), int):
+            where = f"question {plan.questions[last['q']].id}" if 0 <= last["q"] < len(plan.questions) else "a question"
+            skip_questions.append(last["q"])
+        else:
+            break
+        if first is None:
+            first = (status, f"{where} stopped the run ({status}); it was skipped and the rest graded")
+        else:
+            first = (first[0], first[1] + f"; then {where} ({status})")
+        sandbox.cleanup(run)
+    if first is None:
+        return run, None, ""
+    return run, first[0], first[1]
 
 
 def run_limit(run: sandbox.ChildRun) -> float:
@@ -199,11 +241,11 @@ def grade_one(plan: Plan, sub: Submission, slot: int) -> Dict[str, Any]:
     except (OSError, UnreadableNotebook) as err:
         return {**base, "sha256": base.get("sha256", ""), "status": "unreadable notebook", "message": str(err)[:300], "score": 0.0, "questions": empty, "seconds": 0.0, "sandbox": "", "peak_rss_mb": 0.0}
     try:
-        run = sandbox.run(cells, plan.questions, plan.cases, plan.limits, plan.hide, slot=slot)
-        run.extra["timeout"] = plan.limits.timeout
+        run, status, message = _run_with_retries(plan, cells, slot)
         try:
             questions = score(plan, run)
-            status, message = classify(run, questions)
+            if status is None:
+                status, message = classify(run, questions)
         finally:
             sandbox.cleanup(run)
     except Exception as err:  # a grader bug must not stop the batch

@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -116,7 +116,8 @@ def run(
     limits: Limits,
     hide: List[Path],
     slot: int = 0,
-    keep: bool = False,
+    skip_cells: Sequence[int] = (),
+    skip_questions: Sequence[int] = (),
 ) -> ChildRun:
     """Run ``cells`` and then every question's function on ``cases`` in a sandboxed child."""
     root = is_root()
@@ -149,6 +150,8 @@ def run(
         "case_timeout": limits.case_timeout,
         "cell_timeout": limits.cell_timeout,
         "nproc": limits.nproc,
+        "skip_cells": list(skip_cells),
+        "skip_questions": list(skip_questions),
     }
     job_path = work / "job.json"
     job_path.write_text(json.dumps(job))

@@ -85,7 +85,7 @@ def _paren(x: float) -> str:
 class BackpropExplorer(Explorer):
     """Step through the backward pass of a small expression, node by node."""
 
-    figsize = (11.0, 5.2)
+    figsize = (10.5, 4.4)
     check_control = "step"
     N_OUTLINES = 3  # outlines for consumers; enough for the expressions here
 
@@ -97,10 +97,10 @@ class BackpropExplorer(Explorer):
 
     # --- building ---------------------------------------------------------------------
     def build(self, fig: Any) -> None:
-        self.ax = fig.add_axes([0.005, 0.27, 0.99, 0.72])
-        fig.text(0.988, 0.235, "orange: the node this step finishes\nblue dashed: the nodes that use it", va="top", ha="right",
+        self.ax = fig.add_axes([0.005, 0.25, 0.99, 0.74])
+        fig.text(0.988, 0.215, "orange: the node this step finishes\nblue dashed: the nodes that use it", va="top", ha="right",
                  fontsize=9, color="#4b5563", linespacing=1.4)
-        self.info = fig.text(0.012, 0.235, "", va="top", ha="left", fontsize=10.5, linespacing=1.5)
+        self.info = fig.text(0.012, 0.215, "", va="top", ha="left", fontsize=10, linespacing=1.5)
         self._frames: Dict[Tuple[str, int], bytes] = {}
         self._setup(self._initial)
 

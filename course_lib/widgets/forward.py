@@ -69,7 +69,7 @@ def trained_mlp(sizes: Sequence[int], activation: str, seed: int = 0, steps: int
 
 
 def _fmt(v: float) -> str:
-    """A number in exactly 5 characters: +1.23, -12.3, +123, or +inf-like >999."""
+    """A number in exactly 5 characters: +1.23, -12.3, +123 (and >+999 / <-999 beyond)."""
     if abs(v) < 9.995:
         return f"{v:+.2f}"
     if abs(v) < 99.95:
@@ -153,12 +153,12 @@ class ForwardExplorer(Explorer):
         only on (layer, activation) (header, W, b, operators; blanks where the vectors go)
         and the vector blocks ``[(column, text), ...]`` that depend on the input."""
         L = len(self.sizes) - 1
+        pre = "\n" * 2  # the vectors start on the third line, below the header and a blank line
         if layer == 0:
             x = self.values[0][0].tolist()
-            fixed = [f"input:  x = (x1, x2),  shape ({len(x)},)", "", "   x = "]
-            blocks = [(7, "\n".join(_column(x)))]
-            fixed += [""] * (len(x) - 1) + ["", f"Move 'layer' to 1 to compute the first layer: z1 = W1 x + b1, a1 = {activation}(z1)."]
-            return "\n".join(fixed), [(c, "\n" * 2 + t) for c, t in blocks]
+            fixed = [f"input:  x = (x1, x2),  shape ({len(x)},)", "", "   x = ", *[""] * len(x),
+                     f"Move 'layer' to 1 to compute the first layer: z1 = W1 x + b1, a1 = {activation}(z1)."]
+            return "\n".join(fixed), [(7, pre + "\n".join(_column(x)))]
         W, b = self.params_for(activation)[layer - 1]
         o, i = W.shape
         prev = "x" if layer == 1 else f"a{layer - 1}"
@@ -185,7 +185,6 @@ class ForwardExplorer(Explorer):
             op = (" . ", " + ", " = ", arrow) if r == mid else ("   ", "   ", "   ", " " * len(arrow))
             lines.append(f"  {w_txt}{op[0]}{' ' * 7}{op[1]}{b_txt}{op[2]}{' ' * 7}{op[3]}")
         fixed = "\n".join([head, "", *lines, "", foot])
-        pre = "\n" * 2
         blocks = [(cols["prev"], pre + "\n".join(_column(a_prev))), (cols["z"], pre + "\n".join(_column(z.tolist()))),
                   (cols["tail"], pre + "\n".join(_column(tail)))]
         return fixed, blocks

@@ -42,7 +42,7 @@ class CrossEntropyExplorer(Explorer):
         axes = fig.subplots(1, 3)
         x = list(range(self.classes))
         titles = ("logits $z$", "softmax $p = \\mathrm{softmax}(z)$", "gradient $\\partial L / \\partial z = p - \\mathrm{onehot}(y)$")
-        limits = ((-self.zmax, self.zmax), (0.0, 1.05), (-1.05, 1.05))
+        limits = ((-self.zmax, self.zmax), (0.0, 1.15), (-1.25, 1.25))
         self.bars: List[Any] = []
         self.labels: List[List[Any]] = []
         for ax, title, lim in zip(axes, titles, limits):
@@ -99,7 +99,7 @@ class CrossEntropyExplorer(Explorer):
                     # the value just above a positive bar, just below a negative one
                     y = v + 0.012 * (hi - lo) if v >= 0 else v - 0.05 * (hi - lo)
                     self.labels[panel][c].set_position((c, y))
-                    self.labels[panel][c].set_text(f"{v:.3f}" if panel == 1 else f"{v:+.3f}")
+                    self.labels[panel][c].set_text(f"{v:.3f}")
         p_y = float(out["probs"][target])
         self.loss_text.set_text(f"y = {target}:  L = −log p_y = −log {p_y:.3f} = {float(self.loss):.3f}")
 
@@ -131,7 +131,7 @@ class PredictionLossExplorer(Explorer):
             ax.set_xlabel("prediction $p$")
             ax.grid(alpha=0.3)
         empty = torch.zeros_like(self.grid)
-        (self.mse_line,) = ax_loss.plot(self.grid, empty, color=BLUE, label="squared error $(p-y)^2$")
+        (self.mse_line,) = ax_loss.plot(self.grid, empty, color=BLUE, label="MSE $(p-y)^2$")
         (self.bce_line,) = ax_loss.plot(self.grid, empty, color=ORANGE, label="BCE $-y\\log p-(1-y)\\log(1-p)$")
         (self.dmse_line,) = ax_grad.plot(self.grid, empty, color=BLUE, label="$2(p-y)$")
         (self.dbce_line,) = ax_grad.plot(self.grid, empty, color=ORANGE, label="$(p-y)/(p(1-p))$")
@@ -169,11 +169,15 @@ class PredictionLossExplorer(Explorer):
 
     def render(self, prediction: float, target: float) -> None:
         lim = self.grad_limit * 1.5  # keep clipped curves off-screen, not at infinity
-        c = self.curves(self.grid, target)
-        self.mse_line.set_ydata(c["mse"])
-        self.bce_line.set_ydata(c["bce"])
-        self.dmse_line.set_ydata(c["dmse"].clamp(-lim, lim))
-        self.dbce_line.set_ydata(c["dbce"].clamp(-lim, lim))
+        if getattr(self, "_curves_for", None) != target:  # the curves depend on the target only
+            c = self.curves(self.grid, target)
+            self.mse_line.set_ydata(c["mse"])
+            self.bce_line.set_ydata(c["bce"])
+            self.dmse_line.set_ydata(c["dmse"].clamp(-lim, lim))
+            self.dbce_line.set_ydata(c["dbce"].clamp(-lim, lim))
+            for line in self.target_lines:
+                line.set_xdata([target, target])
+            self._curves_for = target
         here = self.curves(torch.tensor([float(prediction)], dtype=torch.float64), target)
         self.values = {k: float(v[0]) for k, v in here.items()}
         v = self.values
@@ -181,6 +185,4 @@ class PredictionLossExplorer(Explorer):
         self.bce_dot.set_data([prediction], [v["bce"]])
         self.dmse_dot.set_data([prediction], [max(-lim, min(lim, v["dmse"]))])
         self.dbce_dot.set_data([prediction], [max(-lim, min(lim, v["dbce"]))])
-        for line in self.target_lines:
-            line.set_xdata([target, target])
         self.text.set_text(f"MSE {v['mse']:.3f} (slope {v['dmse']:+.2f})    BCE {v['bce']:.3f} (slope {v['dbce']:+.2f})")

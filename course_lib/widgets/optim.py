@@ -144,6 +144,8 @@ class OptimizerExplorer(Explorer):
         self._contour: List[Any] = []
         self._drawn_surface: Optional[str] = None
         self._busy = False
+        #: f - f* where each shown run ends (NaN: diverged), updated by every render
+        self.final_gap: Dict[str, float] = {}
         super().__init__()
 
     # --- pieces -------------------------------------------------------------------
@@ -199,6 +201,14 @@ class OptimizerExplorer(Explorer):
             widgets.HBox([c["lr"], c["beta"], c["adam_lr"]]),
         ]
 
+    def _next_value(self, name: str) -> Any:
+        """One step of a control (for :meth:`step`); log sliders step their exponent."""
+        control = self.controls[name]
+        if type(control).__name__ == "FloatLogSlider":
+            exponent = math.log(control.value, control.base) + control.step
+            return control.base ** (exponent if exponent <= control.max + 1e-9 else control.min)
+        return super()._next_value(name)
+
     def _on_change(self, change: Dict[str, Any]) -> None:
         if self._busy:  # a control set by this method: one render at the end is enough
             return
@@ -251,7 +261,7 @@ class OptimizerExplorer(Explorer):
         s = SURFACES[surface]
         if self._drawn_surface != surface:
             self._draw_surface(s)
-        self.final_gap: Dict[str, float] = {}  # f - f* where each shown run ends (NaN: diverged)
+        self.final_gap = {}
         for name in METHODS:
             if not shown.get(name, False):
                 for artist in (self.paths[name], self.ends[name], self.curves[name]):
@@ -290,6 +300,7 @@ class LiveCurve(Explorer):
         (self.acc_line,) = self.ax_acc.plot([], [], "-", color="tab:orange", lw=1.5)
         self.ax.set_xlim(0, self.epochs)
         self.ax.set_yscale("log")
+        self.ax.set_ylim(0.01, 10.0)  # until there is data
         self.ax.set_xlabel("epoch")
         self.ax.set_ylabel("loss", color="tab:blue")
         self.ax_acc.set_ylim(0, 1.02)

@@ -1,0 +1,208 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Exercises: optimisation and training
+#
+# Student sheet: <a href="https://colab.research.google.com/github/nn-from-scratch/course/blob/main/exercises/04_optimization.ipynb" target="_parent"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"/></a>
+# · with solutions: [solutions/04_optimization.ipynb](https://colab.research.google.com/github/nn-from-scratch/course/blob/main/solutions/04_optimization.ipynb)
+#
+# Five short functions from the lecture `notebooks/04_optimization.ipynb`: one step of gradient
+# descent, one step of PyTorch's SGD with momentum, one step of Adam, a learning-rate schedule and
+# one training step. Replace each `raise NotImplementedError(...)` with your code and run the
+# `check(...)` cell below it: it compares your function with the course's reference on several
+# inputs and tells you the first mismatch. Write the update rules with plain tensor arithmetic
+# (`+`, `*`, `/`, `**`, `torch.sqrt`), not with `torch.optim` or `course_lib.optim`: the point is
+# to write them yourself. **Return new tensors; do not modify the arguments in place.** All
+# tensors are `float64`. At the end, your functions train a small network together.
+
+# %% tags=["setup"]
+# Setup. On Colab this installs course_lib from the course repository (Colab keeps its own
+# torch and ipywidgets); everywhere else it does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    get_ipython().run_line_magic("pip", "install --quiet git+https://github.com/nn-from-scratch/course")
+
+# %%
+import math
+
+import torch
+
+from course_lib import data
+from course_lib.check import check, use
+from course_lib.device import seed_everything
+
+seed_everything(0)
+torch.set_num_threads(1)  # tiny tensors: one thread is faster
+
+# %% [markdown]
+# ## 04.1 One gradient-descent step
+#
+# For a parameter tensor $\theta$ and the gradient $g = \nabla L(\theta)$ of the same shape, one
+# step of gradient descent with learning rate $\eta$ is
+#
+# $$\theta_{\text{new}} = \theta - \eta\, g .$$
+
+# %%
+def gd_step(param: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:
+    """One gradient-descent step. param, grad: the same shape (any) -> that shape."""
+    raise NotImplementedError("Exercise 04.1: replace this line with your code")
+
+
+# %%
+check("04.1", gd_step)
+
+# %% [markdown]
+# ## 04.2 SGD with momentum, as PyTorch does it
+#
+# `torch.optim.SGD(params, lr, momentum, dampening, weight_decay, nesterov)` updates each
+# parameter with a momentum buffer $b$ (same shape as $\theta$) like this:
+#
+# 1. weight decay: $g \leftarrow g + \lambda\, \theta$ (skip when $\lambda = 0$);
+# 2. buffer: on the first step (`buf is None`) $b = g$, **without** the dampening factor; later
+#    $b \leftarrow \mu\, b + (1 - \tau)\, g$;
+# 3. direction: $d = g + \mu\, b$ with Nesterov, $d = b$ without;
+# 4. $\theta_{\text{new}} = \theta - \eta\, d$.
+#
+# Return the pair `(new_param, new_buf)`. Every case here has `momentum > 0`.
+
+# %%
+def sgd_step(param: torch.Tensor, grad: torch.Tensor, buf, lr: float, momentum: float = 0.0,
+             dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):
+    """One step of torch.optim.SGD with momentum. param, grad, buf: the same shape (buf may be
+    None on the first step) -> (new_param, new_buf), both of that shape."""
+    raise NotImplementedError("Exercise 04.2: replace this line with your code")
+
+
+# %%
+check("04.2", sgd_step)
+
+# %% [markdown]
+# ## 04.3 One Adam step
+#
+# With the running moments $m, v$ (same shape as $\theta$, zeros before the first step) and the
+# number $t$ of this step (**$t = 1$ on the first step**):
+#
+# $$\begin{aligned}
+# g &\leftarrow g + \lambda\,\theta, \qquad
+# m_{\text{new}} = \beta_1 m + (1-\beta_1)\, g, \qquad
+# v_{\text{new}} = \beta_2 v + (1-\beta_2)\, g \odot g, \\
+# \hat m &= \frac{m_{\text{new}}}{1 - \beta_1^{\,t}}, \qquad
+# \hat v = \frac{v_{\text{new}}}{1 - \beta_2^{\,t}}, \qquad
+# \theta_{\text{new}} = \theta - \eta\, \frac{\hat m}{\sqrt{\hat v} + \epsilon} .
+# \end{aligned}$$
+#
+# Return `(new_param, new_m, new_v)`; the moments are returned *without* bias correction (the
+# next step continues from them). Mind where $\epsilon$ goes: outside the square root.
+
+# %%
+def adam_step(param: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: int,
+              lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+              weight_decay: float = 0.0):
+    """One step of torch.optim.Adam. param, grad, m, v: the same shape; t >= 1
+    -> (new_param, new_m, new_v), all of that shape."""
+    raise NotImplementedError("Exercise 04.3: replace this line with your code")
+
+
+# %%
+check("04.3", adam_step)
+
+# %% [markdown]
+# ## 04.4 Warm-up, then cosine decay
+#
+# For step $s = 0, 1, 2, \dots$ of a training run of $T$ steps (`total_steps`) with $W$ warm-up
+# steps (`warmup_steps`, $0 \le W < T$):
+#
+# $$\eta_s = \begin{cases} \eta_{\max}\, \dfrac{s + 1}{W} & s < W \\[2mm]
+# \eta_{\min} + \dfrac{\eta_{\max} - \eta_{\min}}{2}\left(1 + \cos(\pi p_s)\right),\quad
+# p_s = \min\!\left(1, \dfrac{s - W}{T - W}\right) & s \ge W \end{cases}$$
+#
+# Return a Python float. The check evaluates your function at every step $0, \dots, T+2$.
+
+# %%
+def warmup_cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int = 0, min_lr: float = 0.0) -> float:
+    """The learning rate of step `step` (from 0): linear warm-up over warmup_steps, then a half
+    cosine from base_lr down to min_lr at total_steps, constant afterwards."""
+    raise NotImplementedError("Exercise 04.4: replace this line with your code")
+
+
+# %%
+check("04.4", warmup_cosine_lr)
+
+# %% [markdown]
+# ## 04.5 One training step
+#
+# Given a `model` (any function of a batch `X`), a `loss_fn(output, y)`, an `optimizer` with
+# `zero_grad()` and `step()` (a `torch.optim` one or one of `course_lib.optim`) and a batch,
+# do one training step: forget the old gradients, compute the loss, backpropagate, update.
+# Return the loss **before** the update as a Python float. The check calls your function three
+# times in a row on a small network and compares the three losses and the final weights.
+
+# %%
+def train_step(model, loss_fn, optimizer, X: torch.Tensor, y: torch.Tensor) -> float:
+    """One optimisation step on the batch (X, y); returns the batch loss before the update."""
+    raise NotImplementedError("Exercise 04.5: replace this line with your code")
+
+
+# %%
+check("04.5", train_step)
+
+# %% [markdown]
+# ## Putting them to work
+#
+# Your `adam_step` becomes a real optimiser in a few lines: keep $m$, $v$ and $t$ per parameter
+# and apply the step in `step()`. Together with your schedule and your `train_step` (or the
+# references, where yours do not pass yet) it trains a small network on the two-moons data.
+# The loss should fall from about 0.8 (a network that guesses) to below 0.1, and the accuracy
+# rise above 0.95.
+
+# %%
+adam = use("04.3", adam_step)
+schedule = use("04.4", warmup_cosine_lr)
+step_fn = use("04.5", train_step)
+
+
+class MyAdam:
+    """A minimal Adam optimiser built on an adam_step function."""
+
+    def __init__(self, params, lr: float) -> None:
+        self.params, self.lr, self.t = list(params), lr, 0
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        for i, p in enumerate(self.params):
+            new, self.m[i], self.v[i] = adam(p.detach(), p.grad, self.m[i], self.v[i], self.t, lr=self.lr)
+            p.copy_(new)
+
+
+X, y = data.moons(200, noise=0.1, dtype=torch.float64)
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).to(torch.float64)
+opt = MyAdam(model.parameters(), lr=0.05)
+steps = 200
+for s in range(steps):
+    opt.lr = schedule(s, steps, 0.05, warmup_steps=10, min_lr=0.001)
+    loss = step_fn(model, torch.nn.functional.cross_entropy, opt, X, y)
+    if s % 50 == 0 or s == steps - 1:
+        with torch.no_grad():
+            accuracy = float((model(X).argmax(dim=1) == y).double().mean())
+        print(f"step {s:3d}  lr {opt.lr:.4f}  loss {loss:.4f}  accuracy {accuracy:.3f}")
+
+# %% [markdown]
+# Two hundred steps of your own optimiser, schedule and training step. `course_lib.optim.Adam`
+# is the same idea with PyTorch's interface (`state`, `zero_grad(set_to_none=...)`, AMSGrad).
