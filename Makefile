@@ -16,7 +16,7 @@ help:
 	@echo "make test       run all tests: library vs PyTorch, notebooks (nbval), tools, browser"
 	@echo "make notebooks  regenerate exercises/ and every .ipynb from the .py sources"
 	@echo "make assign     write exercises/ from solutions/"
-	@echo "make bench      measure notebook times and widget latency into docs/benchmarks.md"
+	@echo "make bench      measure notebooks, widgets and the grader into docs/benchmarks.md"
 
 setup: $(STAMP)
 
@@ -42,7 +42,7 @@ assign: setup
 	$(VENV)/bin/course assign
 
 bench: setup
-	$(PY) tools/bench.py
+	@$(PY) tools/bench.py; nb=$$?; $(PY) tools/bench_grader.py; gr=$$?; exit $$(( nb || gr ))
 
 clean:
 	rm -rf $(VENV)

@@ -116,3 +116,12 @@ def test_readme_quickstart_is_two_commands_and_ci_runs_the_test_one():
     assert commands == ["make lab", "make test"]
     ci = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines() if l.strip() and not l.startswith("#")]
     assert "make test" in ci and not any(l.startswith(("pytest", "python", "pip")) for l in ci)
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=lambda p: p.name)
+def test_glossary_has_a_section_per_chapter(path: Path):
+    glossary = (ROOT / "docs" / "glossary.md").read_text()
+    section = glossary.split(f"## {path.name[:2]} ·", 1)
+    assert len(section) == 2, f"docs/glossary.md has no section for chapter {path.name[:2]}"
+    rows = [l for l in section[1].split("\n## ", 1)[0].splitlines() if l.startswith("| ") and "---" not in l][1:]
+    assert len(rows) >= 5 and all(any("\u4e00" <= ch <= "\u9fff" for ch in r) for r in rows), "each term needs its Chinese name"

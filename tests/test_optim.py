@@ -342,3 +342,16 @@ def test_explorer_widget_self_check_and_state() -> None:
     assert e.final_gap["Nesterov"] == e.final_gap["GD"]
     e.controls["Adam"].value = False
     assert set(e.final_gap) == {"GD", "momentum", "Nesterov"}
+
+
+def test_explorer_switching_surfaces_back_gives_the_same_picture_as_a_fresh_one() -> None:
+    """Each surface's static background is cached: coming back to it must not change the image."""
+    from course_lib.widgets.optim import OptimizerExplorer
+
+    e = OptimizerExplorer()
+    for surface in ["saddle", "ill-conditioned quadratic", "saddle"]:
+        e.controls["surface"].value = surface
+    e.controls["beta"].value = 0.8
+    fresh = OptimizerExplorer("saddle")
+    fresh.set_state(**{k: v for k, v in e.state().items() if k != "surface"})
+    assert fresh.state() == e.state() and fresh.image.value == e.image.value

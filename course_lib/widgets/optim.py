@@ -141,7 +141,8 @@ class OptimizerExplorer(Explorer):
     def __init__(self, surface: str = "Rosenbrock") -> None:
         self._initial_surface = surface
         self._cache: Dict[Tuple[Any, ...], np.ndarray] = {}
-        self._contour: List[Any] = []
+        self._contours: Dict[str, List[Any]] = {}  # surface name -> its contour artists
+        self._backgrounds: Dict[str, Any] = {}  # surface name -> its cached static background
         self._drawn_surface: Optional[str] = None
         self._busy = False
         #: f - f* where each shown run ends (NaN: diverged), updated by every render
@@ -235,32 +236,40 @@ class OptimizerExplorer(Explorer):
             cached = self._cache[key] = trajectory(SURFACES[surface], method, rate, beta, n)
         return cached[: steps + 1]
 
-    def _draw_surface(self, s: Surface) -> None:
-        for artist in self._contour:
-            artist.remove()
-        xs = np.linspace(*s.xlim, 160)
-        ys = np.linspace(*s.ylim, 160)
-        gx, gy = np.meshgrid(xs, ys)
-        z = s.f(gx, gy) - s.f_min
-        if s.log_levels:
-            levels = np.logspace(-1, math.log10(z.max()), 14)
-        else:
-            levels = np.quantile(z, np.linspace(0.02, 0.98, 14))
-        filled = self.ax.contourf(gx, gy, z, levels=levels, cmap="Greys", alpha=0.45, extend="both")
-        lines = self.ax.contour(gx, gy, z, levels=levels, colors="0.5", linewidths=0.5)
-        self._contour = [filled, lines]
+    def _show_surface(self, s: Surface) -> None:
+        """Show the contours of ``s`` (made once per surface, then only made visible),
+        its limits, title, start point and minima."""
+        if s.name not in self._contours:
+            xs = np.linspace(*s.xlim, 160)
+            ys = np.linspace(*s.ylim, 160)
+            gx, gy = np.meshgrid(xs, ys)
+            z = s.f(gx, gy) - s.f_min
+            if s.log_levels:
+                levels = np.logspace(-1, math.log10(z.max()), 14)
+            else:
+                levels = np.quantile(z, np.linspace(0.02, 0.98, 14))
+            filled = self.ax.contourf(gx, gy, z, levels=levels, cmap="Greys", alpha=0.45, extend="both")
+            lines = self.ax.contour(gx, gy, z, levels=levels, colors="0.5", linewidths=0.5)
+            self._contours[s.name] = [filled, lines]
+        for name, artists in self._contours.items():
+            for artist in artists:
+                artist.set_visible(name == s.name)
         self.ax.set_xlim(*s.xlim)
         self.ax.set_ylim(*s.ylim)
         self.ax.set_title(f"{s.name}: {s.formula}", fontsize=10)
         self.start_marker.set_data([s.start[0]], [s.start[1]])
         self.min_marker.set_data([m[0] for m in s.minima], [m[1] for m in s.minima])
-        self._drawn_surface = s.name
-        self.invalidate()
 
     def render(self, surface: str, steps: int, lr: float, beta: float, adam_lr: float, **shown: bool) -> None:
         s = SURFACES[surface]
         if self._drawn_surface != surface:
-            self._draw_surface(s)
+            # everything but the paths changes: keep the old surface's static background for
+            # later, show the new one; its background is drawn in full once, then reused
+            if self._drawn_surface is not None:
+                self._backgrounds[self._drawn_surface] = self._background
+            self._show_surface(s)
+            self._drawn_surface = surface
+            self._background = self._backgrounds.get(surface)
         self.final_gap = {}
         for name in METHODS:
             if not shown.get(name, False):
