@@ -34,6 +34,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 DPI = 80
+_NO_KEY = object()
 
 
 class Explorer:
@@ -54,6 +55,8 @@ class Explorer:
         FigureCanvasAgg(self.fig)
         self.dynamic: List[Any] = []
         self._background: Any = None
+        self._backgrounds: Dict[Any, Any] = {}
+        self._background_key: Any = _NO_KEY
         self.build(self.fig)
         self.controls: Dict[str, Any] = self.make_controls()
         self.image = widgets.Image(format="png")
@@ -86,8 +89,25 @@ class Explorer:
             self.controls[name].value = value
 
     def invalidate(self) -> None:
-        """Forget the cached background: the next frame is drawn in full."""
+        """Forget the cached backgrounds: the next frame is drawn in full."""
         self._background = None
+        self._backgrounds.clear()
+
+    def use_background(self, key: Any) -> bool:
+        """Keep one cached static background per ``key`` (e.g. per surface shown).
+
+        Call it from :meth:`render` with the part of the state that the static
+        artists depend on. Returns ``True`` when ``key`` differs from the previous
+        frame's, i.e. when :meth:`render` must update those static artists; the
+        background for ``key`` is then drawn in full once and reused afterwards.
+        """
+        if key == self._background_key:
+            return False
+        if self._background_key is not _NO_KEY and self._background is not None:
+            self._backgrounds[self._background_key] = self._background
+        self._background = self._backgrounds.get(key)
+        self._background_key = key
+        return True
 
     def _draw(self) -> None:
         canvas = self.fig.canvas
@@ -165,6 +185,12 @@ class Explorer:
             return labels[(i + 1) % len(labels)]
         if isinstance(value, bool):
             return not value
+        base = getattr(control, "base", None)
+        if base:  # FloatLogSlider: min, max and step are exponents of base
+            import math
+
+            exponent = math.log(value, base) + control.step
+            return base ** (exponent if exponent <= control.max + 1e-9 else control.min)
         lo, hi = getattr(control, "min", None), getattr(control, "max", None)
         step = getattr(control, "step", None) or 1
         if lo is None or hi is None:

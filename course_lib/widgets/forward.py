@@ -109,8 +109,6 @@ class ForwardExplorer(Explorer):
         self.seed = seed
         self._params: Dict[str, layers.Params] = {}
         self._maps: Dict[str, torch.Tensor] = {}
-        self._backgrounds: Dict[Tuple[int, str], Any] = {}
-        self._key: Optional[Tuple[int, str]] = None
         self.values: List[torch.Tensor] = []
         super().__init__()
 
@@ -307,12 +305,7 @@ class ForwardExplorer(Explorer):
 
         L = len(self.sizes) - 1
         self.values = self.forward(x1, x2, activation)
-        key = (layer, activation)
-        if key != self._key:  # swap in the background cached for this (layer, activation)
-            if self._key is not None and self._background is not None:
-                self._backgrounds[self._key] = self._background
-            self._background = self._backgrounds.get(key)
-            self._key = key
+        if self.use_background((layer, activation)):  # static parts depend on these only
             self._render_fixed(layer, activation)
         fixed, blocks = self.step_layout(layer, activation)
         self.step_fixed.set_text(fixed)

@@ -142,8 +142,6 @@ class OptimizerExplorer(Explorer):
         self._initial_surface = surface
         self._cache: Dict[Tuple[Any, ...], np.ndarray] = {}
         self._contours: Dict[str, List[Any]] = {}  # surface name -> its contour artists
-        self._backgrounds: Dict[str, Any] = {}  # surface name -> its cached static background
-        self._drawn_surface: Optional[str] = None
         self._busy = False
         #: f - f* where each shown run ends (NaN: diverged), updated by every render
         self.final_gap: Dict[str, float] = {}
@@ -202,14 +200,6 @@ class OptimizerExplorer(Explorer):
             widgets.HBox([c["lr"], c["beta"], c["adam_lr"]]),
         ]
 
-    def _next_value(self, name: str) -> Any:
-        """One step of a control (for :meth:`step`); log sliders step their exponent."""
-        control = self.controls[name]
-        if type(control).__name__ == "FloatLogSlider":
-            exponent = math.log(control.value, control.base) + control.step
-            return control.base ** (exponent if exponent <= control.max + 1e-9 else control.min)
-        return super()._next_value(name)
-
     def _on_change(self, change: Dict[str, Any]) -> None:
         if self._busy:  # a control set by this method: one render at the end is enough
             return
@@ -262,14 +252,8 @@ class OptimizerExplorer(Explorer):
 
     def render(self, surface: str, steps: int, lr: float, beta: float, adam_lr: float, **shown: bool) -> None:
         s = SURFACES[surface]
-        if self._drawn_surface != surface:
-            # everything but the paths changes: keep the old surface's static background for
-            # later, show the new one; its background is drawn in full once, then reused
-            if self._drawn_surface is not None:
-                self._backgrounds[self._drawn_surface] = self._background
+        if self.use_background(surface):  # everything but the paths changes with the surface
             self._show_surface(s)
-            self._drawn_surface = surface
-            self._background = self._backgrounds.get(surface)
         self.final_gap = {}
         for name in METHODS:
             if not shown.get(name, False):
