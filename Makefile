@@ -16,7 +16,7 @@ help:
 	@echo "make test       run all tests: library vs PyTorch, notebooks (nbval), tools, browser"
 	@echo "make notebooks  regenerate exercises/ and every .ipynb from the .py sources"
 	@echo "make assign     write exercises/ from solutions/"
-	@echo "make bench      measure notebooks, widgets and the grader into docs/benchmarks.md"
+	@echo "make bench      measure notebooks, widgets, grader, conv2d and the digits CNN into docs/benchmarks.md"
 
 setup: $(STAMP)
 
@@ -41,8 +41,10 @@ notebooks: setup
 assign: setup
 	$(VENV)/bin/course assign
 
+BENCH_SCRIPTS = tools/bench.py tools/bench_grader.py tools/bench_conv.py tools/bench_cnn.py
+
 bench: setup
-	@$(PY) tools/bench.py; nb=$$?; $(PY) tools/bench_grader.py; gr=$$?; exit $$(( nb || gr ))
+	@status=0; for script in $(BENCH_SCRIPTS); do $(PY) $$script || status=1; done; exit $$status
 
 clean:
 	rm -rf $(VENV)

@@ -155,3 +155,17 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture) -> None:
         with pytest.raises(SystemExit) as exc:
             bench.main(argv)
         assert exc.value.code == 2, argv
+
+
+def test_make_bench_runs_every_benchmark_script() -> None:
+    """`make bench` must run each tools/bench*.py, and each must write its own section."""
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    line = next(ln for ln in makefile.splitlines() if ln.startswith("BENCH_SCRIPTS"))
+    listed = set(line.split("=", 1)[1].split())
+    scripts = {f"tools/{p.name}" for p in (REPO / "tools").glob("bench*.py")}
+    assert listed == scripts, f"Makefile BENCH_SCRIPTS {sorted(listed)} != tools/bench*.py {sorted(scripts)}"
+    for script in scripts:
+        source = (REPO / script).read_text(encoding="utf-8")
+        assert "write_sections" in source, f"{script} does not write a section of docs/benchmarks.md"
+        done = subprocess.run([sys.executable, str(REPO / script), "--help"], capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert done.returncode == 0 and "usage:" in done.stdout, f"{script} --help: {done.returncode} {done.stderr[-500:]}"

@@ -1,0 +1,174 @@
+"""course_lib.cnn: shapes computed ahead of time agree with what PyTorch's layers produce,
+the hooks see every layer (and leave nothing behind), training on the digits reaches its
+target and is reproducible, bad input gets a clear error."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from course_lib import cnn, data
+from course_lib.validate import ShapeError
+
+DT = torch.float64
+
+
+def hooks_left(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) for m in model.modules())
+
+
+def test_digits_cnn_layers_and_flatten_size():
+    model = cnn.DigitsCNN()
+    assert [name for name, _ in model.named_children()] == ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "flatten", "fc"]
+    assert model.fc.in_features == 32 * 2 * 2
+    assert sum(p.numel() for p in model.parameters()) == (9 * 16 + 16) + (16 * 9 * 32 + 32) + (128 * 10 + 10)
+    assert model(torch.randn(5, 1, 8, 8)).shape == (5, 10)
+    wide = cnn.DigitsCNN(channels=(4, 6), num_classes=3, image_size=12)  # 12 -> 6 -> 3
+    assert wide.fc.in_features == 6 * 3 * 3 and wide(torch.randn(2, 1, 12, 12)).shape == (2, 3)
+
+
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 4))
+def test_digits_cnn_equals_the_functional_formula_forward_and_backward(seed, n):
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = cnn.DigitsCNN().to(DT)
+    x = torch.randn(n, 1, 8, 8, generator=gen, dtype=DT, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    ours = model(x)
+    m = model
+    h = F.max_pool2d(F.relu(F.conv2d(x2, m.conv1.weight, m.conv1.bias, padding=1)), 2)
+    h = F.max_pool2d(F.relu(F.conv2d(h, m.conv2.weight, m.conv2.bias, padding=1)), 2)
+    ref = F.linear(h.reshape(n, -1), m.fc.weight, m.fc.bias)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    g = torch.randn(ours.shape, generator=gen, dtype=DT)
+    ours.backward(g)
+    ref.backward(g)
+    torch.testing.assert_close(x.grad, x2.grad, rtol=0, atol=1e-12)
+
+
+def test_feature_maps_shapes_values_and_no_hooks_left():
+    torch.manual_seed(0)
+    model = cnn.DigitsCNN()
+    x = torch.randn(3, 1, 8, 8)
+    maps = cnn.feature_maps(model, x)
+    shapes = {k: tuple(v.shape) for k, v in maps.items()}
+    assert shapes == {"conv1": (3, 16, 8, 8), "relu1": (3, 16, 8, 8), "pool1": (3, 16, 4, 4), "conv2": (3, 32, 4, 4),
+                      "relu2": (3, 32, 4, 4), "pool2": (3, 32, 2, 2), "flatten": (3, 128), "fc": (3, 10)}
+    assert torch.equal(maps["conv1"], model.conv1(x)) and torch.equal(maps["fc"], model(x))
+    assert not any(v.requires_grad for v in maps.values())
+    assert hooks_left(model) == 0
+
+
+def test_a_module_used_twice_is_recorded_twice():
+    model = cnn.make_cnn(1, (28, 28))  # the listing reuses one pooling layer
+    names = [name for name, _ in cnn.layer_outputs(model, torch.randn(2, 1, 28, 28))]
+    assert names == ["conv1", "pool", "conv2", "pool", "fc1", "fc2"]
+    maps = cnn.feature_maps(model, torch.randn(2, 1, 28, 28))
+    assert maps["pool"].shape == (2, 32, 14, 14) and maps["pool#2"].shape == (2, 64, 7, 7)
+    assert hooks_left(model) == 0
+
+
+class BrokenListing(nn.Module):
+    """The source article's listing: 64 * 5 * 5 hard-coded, view(-1, ...)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.fc1 = nn.Linear(64 * 5 * 5, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = x.view(-1, 64 * 5 * 5)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def test_shape_report_shows_where_a_model_breaks_and_never_raises():
+    model = BrokenListing()
+    report = cnn.shape_report(model, torch.randn(2, 1, 28, 28))
+    lines = report.splitlines()
+    assert lines[0].startswith("input") and lines[0].endswith("(2, 1, 28, 28)")
+    assert lines[-2].startswith("pool") and lines[-2].endswith("(2, 64, 7, 7)")
+    assert lines[-1].startswith("!! the forward pass failed after pool: RuntimeError") and "6272" in lines[-1]
+    assert hooks_left(model) == 0
+    fine = cnn.shape_report(cnn.make_cnn(1, (28, 28)), torch.randn(2, 1, 28, 28))
+    assert "!!" not in fine and fine.splitlines()[-1].endswith("(2, 10)")
+
+
+def test_batch_25_silently_gets_the_wrong_batch_size():
+    out = BrokenListing()(torch.randn(25, 1, 28, 28))  # 25 * 64 * 7 * 7 = 49 * 64 * 5 * 5
+    assert out.shape == (49, 10)
+    with pytest.raises(ValueError, match="Expected input batch_size \\(49\\) to match target batch_size \\(25\\)"):
+        F.cross_entropy(out, torch.zeros(25, dtype=torch.long))
+
+
+@given(c=st.integers(1, 3), h=st.integers(4, 40), w=st.integers(4, 40), n=st.integers(1, 3))
+def test_flatten_size_and_make_cnn_agree_with_torch_shapes(c, h, w, n):
+    x = torch.randn(n, c, h, w)
+    features = nn.Sequential(nn.Conv2d(c, 32, 3, padding=1), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.MaxPool2d(2))
+    assert cnn.flatten_size((h, w)) == features(x)[0].numel() == 64 * (h // 4) * (w // 4)
+    assert cnn.flatten_size((h, w), channels=32, poolings=1) == features[:2](x)[0].numel()
+    assert cnn.make_cnn(c, (h, w))(x).shape == (n, 10)
+    assert cnn.make_cnn(c, (h, w), num_classes=3)(x).shape == (n, 3)
+
+
+def test_flatten_size_of_the_listings():
+    assert cnn.flatten_size(28) == 64 * 7 * 7 == 3136
+    assert cnn.flatten_size((20, 20)) == 64 * 5 * 5  # the input for which the article's number is right
+
+
+def test_predict_and_predict_proba():
+    torch.manual_seed(0)
+    model = cnn.DigitsCNN()
+    X = data.digits().X_test[:7]
+    proba = cnn.predict_proba(model, X)
+    assert proba.shape == (7, 10) and torch.allclose(proba.sum(dim=1), torch.ones(7))
+    assert torch.equal(cnn.predict(model, X), proba.argmax(dim=1))
+    assert torch.equal(cnn.predict(model, cnn.as_images(X)), cnn.predict(model, X))
+    assert model.training  # the mode is restored
+
+
+def test_training_is_reproducible_and_learns():
+    m1, h1 = cnn.train_digits_cnn(epochs=2, progress=False, live=False)
+    m2, h2 = cnn.train_digits_cnn(epochs=2, progress=False, live=False)
+    assert h1.loss == h2.loss and h1.val_accuracy == h2.val_accuracy and h1.batch_loss == h2.batch_loss
+    assert all(torch.equal(a, b) for a, b in zip(m1.parameters(), m2.parameters()))
+    m3, h3 = cnn.train_digits_cnn(epochs=2, seed=1, progress=False, live=False)
+    assert h3.loss != h1.loss  # the seed matters
+    assert h1.loss[1] < h1.loss[0] and len(h1.val_accuracy) == 2
+
+
+def test_the_notebook_settings_reach_the_target():
+    model, history = cnn.train_digits_cnn(progress=False, live=False)
+    split = data.digits()
+    test_accuracy = float((cnn.predict(model, split.X_test) == split.y_test).double().mean())
+    assert test_accuracy == history.val_accuracy[-1] >= 0.97
+    assert len(history.loss) == cnn.EPOCHS
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: cnn.DigitsCNN()(torch.randn(2, 64)), ShapeError, "DigitsCNN: x should have 4 dimension(s)"),
+        (lambda: cnn.DigitsCNN()(torch.randn(2, 3, 8, 8)), ShapeError, "DigitsCNN: x should have shape (*, 1, 8, 8), got (2, 3, 8, 8)"),
+        (lambda: cnn.as_images(torch.randn(2, 63)), ShapeError, "as_images: X should have shape (*, 64), got (2, 63)"),
+        (lambda: cnn.flatten_size((3, 28)), ValueError, "flatten_size: 2 max-poolings 2x2 need H, W >= 4"),
+        (lambda: cnn.flatten_size("28"), ValueError, "flatten_size: input_hw should be an int or a pair"),
+        (lambda: cnn.make_cnn(0, (28, 28)), ValueError, "make_cnn: in_channels should be a positive int"),
+        (lambda: cnn.make_cnn(1, (2, 28)), ValueError, "RepairedCNN: two 2x2 poolings need H, W >= 4"),
+        (lambda: cnn.train_digits_cnn(epochs=0), ValueError, "train_digits_cnn: epochs should be a positive int"),
+        (lambda: cnn.train_digits_cnn(batch_size=0), ValueError, "train_digits_cnn: batch_size"),
+        (lambda: cnn.train_digits_cnn(lr=-1.0), ValueError, "train_digits_cnn: lr should be > 0"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(call, error, message):
+    with pytest.raises(error) as info:
+        call()
+    assert message in str(info.value)
