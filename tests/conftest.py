@@ -53,3 +53,35 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         else:  # pragma: no cover
             print(message, file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- exercise sheets: fixtures and the parametrisation of tests/question_suite.py ------
+
+
+@pytest.fixture(scope="module")
+def solution_sheet(request: pytest.FixtureRequest) -> dict:
+    """The namespace of the module's ``SHEET`` in solutions/ after running its code cells."""
+    from helpers import ROOT, run_sheet
+
+    return run_sheet(ROOT / "solutions" / f"{request.module.SHEET}.py")
+
+
+@pytest.fixture(scope="module")
+def exercise_sheet(request: pytest.FixtureRequest) -> dict:
+    """The namespace of the module's ``SHEET`` in exercises/ (generated, unfilled)."""
+    from helpers import ROOT, run_sheet
+
+    return run_sheet(ROOT / "exercises" / f"{request.module.SHEET}.py")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if not getattr(metafunc.cls, "question_suite", False):
+        return
+    from question_suite import question_ids
+
+    ids = question_ids(metafunc.module)
+    if "mistake" in metafunc.fixturenames:
+        pairs = [(qid, label) for qid in ids for label in metafunc.module.WRONG.get(qid, {})]
+        metafunc.parametrize("qid, mistake", pairs, ids=[f"{q}-{label}" for q, label in pairs])
+    elif "qid" in metafunc.fixturenames:
+        metafunc.parametrize("qid", ids)

@@ -125,3 +125,21 @@ def test_glossary_has_a_section_per_chapter(path: Path):
     assert len(section) == 2, f"docs/glossary.md has no section for chapter {path.name[:2]}"
     rows = [l for l in section[1].split("\n## ", 1)[0].splitlines() if l.startswith("| ") and "---" not in l][1:]
     assert len(rows) >= 5 and all(any("\u4e00" <= ch <= "\u9fff" for ch in r) for r in rows), "each term needs its Chinese name"
+
+
+def test_every_sheet_has_a_question_suite():
+    """Each sheet with registered questions has tests/test_questions_chNN.py running tests/question_suite.py."""
+    from course_lib import questions
+
+    sheets = {q.sheet for q in questions.all_questions()}
+    assert sheets, "no questions registered"
+    suites = {}
+    for path in sorted((ROOT / "tests").glob("test_questions_ch*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+        classes = [node for node in tree.body if isinstance(node, ast.ClassDef)
+                   and any(isinstance(b, ast.Name) and b.id == "QuestionSuite" for b in node.bases)]
+        if "SHEET" in names and classes and isinstance(names["SHEET"], ast.Constant):
+            suites[names["SHEET"].value] = path.name
+    missing = sorted(sheets - set(suites))
+    assert not missing, f"sheets without a QuestionSuite test module: {missing} (see tests/question_suite.py)"

@@ -4,13 +4,12 @@ unfilled exercise sheet is "not attempted"."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
-from course_lib import questions
-from course_lib.check import FAILED, NOT_ATTEMPTED, PASSED, evaluate
-from helpers import ROOT, run_sheet
+from course_lib.check import evaluate
+from question_suite import QuestionSuite
 
+SHEET = "01_forward"
 IDS = ["01.1", "01.2", "01.3", "01.4", "01.5"]
 
 
@@ -106,39 +105,8 @@ WRONG = {
 }
 
 
-@pytest.fixture(scope="module")
-def solution_sheet():
-    return run_sheet(ROOT / "solutions" / "01_forward.py")
-
-
-@pytest.fixture(scope="module")
-def exercise_sheet():
-    return run_sheet(ROOT / "exercises" / "01_forward.py")
-
-
-def test_sheet_has_its_questions():
-    qs = questions.for_sheet("01_forward")
-    assert [q.id for q in qs] == IDS
-    for q in qs:
-        public, hidden = q.cases(), q.cases(hidden=True)
-        assert 4 <= len(public) <= 8, q.id
-        assert len(hidden) > len(public) or {c.label for c in hidden} != {c.label for c in public}, q.id
-
-
-@pytest.mark.parametrize("qid", IDS)
-def test_reference_and_a_different_correct_answer_pass(qid):
-    q = questions.get(qid)
-    for fn in (q.reference, CORRECT[qid]):
-        for hidden in (False, True):
-            res = evaluate(qid, fn, hidden=hidden)
-            assert res.status == PASSED, (qid, fn.__name__, hidden, res.message)
-
-
-@pytest.mark.parametrize("qid, name", [(qid, name) for qid in IDS for name in WRONG[qid]])
-def test_typical_mistakes_fail(qid, name):
-    res = evaluate(qid, WRONG[qid][name])
-    assert res.status == FAILED, (qid, name, res.message)
-    assert "Hint:" in res.message
+class TestQuestions(QuestionSuite):
+    """Accepts the reference and CORRECT, rejects WRONG; solutions pass, exercises are not attempted."""
 
 
 def test_failure_messages_are_specific():
@@ -148,14 +116,6 @@ def test_failure_messages_are_specific():
     assert "expected 6 output(s), got 1" in msg
     msg = evaluate("01.2", WRONG["01.2"]["converts to float64"]).message
     assert "expected (3, 5) float32, got (3, 5) float64" in msg
-
-
-@pytest.mark.parametrize("qid", IDS)
-def test_solution_sheet_passes_and_exercise_sheet_is_not_attempted(qid, solution_sheet, exercise_sheet):
-    name = questions.get(qid).func_name
-    assert evaluate(qid, solution_sheet[name]).status == PASSED
-    assert evaluate(qid, solution_sheet[name], hidden=True).status == PASSED
-    assert evaluate(qid, exercise_sheet[name]).status == NOT_ATTEMPTED
 
 
 def test_fallback_cell_of_the_exercise_sheet_uses_the_reference(exercise_sheet):

@@ -9,10 +9,11 @@ import math
 import pytest
 import torch
 
-from course_lib import optim, questions
-from course_lib.check import FAILED, NOT_ATTEMPTED, PASSED, evaluate
-from helpers import ROOT, run_sheet
+from course_lib import optim
+from course_lib.check import evaluate
+from question_suite import QuestionSuite
 
+SHEET = "04_optimization"
 IDS = ["04.1", "04.2", "04.3", "04.4", "04.5"]
 
 
@@ -178,39 +179,8 @@ WRONG = {
 }
 
 
-@pytest.fixture(scope="module")
-def solution_sheet():
-    return run_sheet(ROOT / "solutions" / "04_optimization.py")
-
-
-@pytest.fixture(scope="module")
-def exercise_sheet():
-    return run_sheet(ROOT / "exercises" / "04_optimization.py")
-
-
-def test_sheet_has_its_questions():
-    qs = questions.for_sheet("04_optimization")
-    assert [q.id for q in qs] == IDS
-    for q in qs:
-        public, hidden = q.cases(), q.cases(hidden=True)
-        assert 4 <= len(public) <= 8, q.id
-        assert len(hidden) > len(public), q.id
-
-
-@pytest.mark.parametrize("qid", IDS)
-def test_reference_and_a_different_correct_answer_pass(qid):
-    q = questions.get(qid)
-    for fn in (q.reference, CORRECT[qid]):
-        for hidden in (False, True):
-            res = evaluate(qid, fn, hidden=hidden)
-            assert res.status == PASSED, (qid, fn.__name__, hidden, res.message)
-
-
-@pytest.mark.parametrize("qid, name", [(qid, name) for qid in IDS for name in WRONG[qid]])
-def test_typical_mistakes_fail(qid, name):
-    res = evaluate(qid, WRONG[qid][name])
-    assert res.status == FAILED, (qid, name, res.message)
-    assert "Hint:" in res.message
+class TestQuestions(QuestionSuite):
+    """Accepts the reference and CORRECT, rejects WRONG; solutions pass, exercises are not attempted."""
 
 
 def test_failure_messages_point_at_the_problem():
@@ -222,14 +192,6 @@ def test_failure_messages_point_at_the_problem():
     assert "output 0: 1 of 3 value(s) differ" in msg  # the first loss is right, the later ones are not
     msg = evaluate("04.1", lambda param, grad, lr: None).message
     assert "forget to `return`" in msg
-
-
-@pytest.mark.parametrize("qid", IDS)
-def test_solution_sheet_passes_and_exercise_sheet_is_not_attempted(qid, solution_sheet, exercise_sheet):
-    name = questions.get(qid).func_name
-    assert evaluate(qid, solution_sheet[name]).status == PASSED
-    assert evaluate(qid, solution_sheet[name], hidden=True).status == PASSED
-    assert evaluate(qid, exercise_sheet[name]).status == NOT_ATTEMPTED
 
 
 @pytest.mark.parametrize("sheet", ["solution_sheet", "exercise_sheet"])

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import questions
-from course_lib.check import FAILED, NOT_ATTEMPTED, PASSED, evaluate
-from helpers import ROOT, run_sheet
+from course_lib.check import FAILED, PASSED, evaluate
+from question_suite import QuestionSuite
 
+SHEET = "05_convolution"
 IDS = ["05.1", "05.2", "05.3", "05.4", "05.5"]
 
 
@@ -139,39 +139,8 @@ WRONG = {
 }
 
 
-@pytest.fixture(scope="module")
-def solution_sheet():
-    return run_sheet(ROOT / "solutions" / "05_convolution.py")
-
-
-@pytest.fixture(scope="module")
-def exercise_sheet():
-    return run_sheet(ROOT / "exercises" / "05_convolution.py")
-
-
-def test_sheet_has_its_questions():
-    qs = questions.for_sheet("05_convolution")
-    assert [q.id for q in qs] == IDS
-    for q in qs:
-        public, hidden = q.cases(), q.cases(hidden=True)
-        assert 4 <= len(public) <= 8, q.id
-        assert len(hidden) > len(public), q.id
-
-
-@pytest.mark.parametrize("qid", IDS)
-def test_reference_and_a_different_correct_answer_pass(qid):
-    q = questions.get(qid)
-    for fn in (q.reference, CORRECT[qid]):
-        for hidden in (False, True):
-            res = evaluate(qid, fn, hidden=hidden)
-            assert res.status == PASSED, (qid, fn.__name__, hidden, res.message)
-
-
-@pytest.mark.parametrize("qid, name", [(qid, name) for qid in IDS for name in WRONG[qid]])
-def test_typical_mistakes_fail(qid, name):
-    res = evaluate(qid, WRONG[qid][name])
-    assert res.status == FAILED, (qid, name, res.message)
-    assert "Hint:" in res.message
+class TestQuestions(QuestionSuite):
+    """Accepts the reference and CORRECT, rejects WRONG; solutions pass, exercises are not attempted."""
 
 
 def test_float_sizes_count_but_wrong_values_do_not():
@@ -190,14 +159,6 @@ def test_failure_messages_point_at_the_problem():
     assert "case 2 of 6 (batch of 3" in msg
     msg = evaluate("05.5", lambda grad_out, weight, padding=0: None).message
     assert "forget to `return`" in msg
-
-
-@pytest.mark.parametrize("qid", IDS)
-def test_solution_sheet_passes_and_exercise_sheet_is_not_attempted(qid, solution_sheet, exercise_sheet):
-    name = questions.get(qid).func_name
-    assert evaluate(qid, solution_sheet[name]).status == PASSED
-    assert evaluate(qid, solution_sheet[name], hidden=True).status == PASSED
-    assert evaluate(qid, exercise_sheet[name]).status == NOT_ATTEMPTED
 
 
 @pytest.mark.parametrize("sheet", ["solution_sheet", "exercise_sheet"])

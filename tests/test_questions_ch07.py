@@ -12,9 +12,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course_lib import questions
-from course_lib.check import FAILED, NOT_ATTEMPTED, PASSED, evaluate
-from helpers import ROOT, run_sheet
+from course_lib.check import PASSED, evaluate
+from question_suite import QuestionSuite
 
+SHEET = "07_cnn"
 IDS = ["07.1", "07.2", "07.3", "07.4"]
 
 
@@ -179,44 +180,12 @@ WRONG = {
 }
 
 
-@pytest.fixture(scope="module")
-def solution_sheet():
-    return run_sheet(ROOT / "solutions" / "07_cnn.py")
-
-
-@pytest.fixture(scope="module")
-def exercise_sheet():
-    return run_sheet(ROOT / "exercises" / "07_cnn.py")
-
-
-def test_sheet_has_its_questions():
-    qs = questions.for_sheet("07_cnn")
-    assert [q.id for q in qs] == IDS
-    for q in qs:
-        public, hidden = q.cases(), q.cases(hidden=True)
-        assert 4 <= len(public) <= 8, q.id
-        assert len(hidden) > len(public), q.id
-
-
-@pytest.mark.parametrize("qid", IDS)
-def test_reference_and_a_different_correct_answer_pass(qid):
-    q = questions.get(qid)
-    for fn in (q.reference, CORRECT[qid]):
-        for hidden in (False, True):
-            res = evaluate(qid, fn, hidden=hidden)
-            assert res.status == PASSED, (qid, fn.__name__, hidden, res.message)
+class TestQuestions(QuestionSuite):
+    """Accepts the reference and CORRECT, rejects WRONG; solutions pass, exercises are not attempted."""
 
 
 def test_another_correct_cnn_passes():
     assert evaluate("07.4", make_cnn_dummy_pass, hidden=True).status == PASSED
-
-
-@pytest.mark.parametrize("qid, name", [(qid, name) for qid in IDS for name in WRONG[qid]])
-def test_typical_mistakes_fail(qid, name):
-    for hidden in (False, True):
-        res = evaluate(qid, WRONG[qid][name], hidden=hidden)
-        assert res.status == FAILED, (qid, name, hidden, res.message)
-        assert "Hint:" in res.message
 
 
 def test_failure_messages_point_at_the_problem():
@@ -236,14 +205,6 @@ def test_failure_messages_point_at_the_problem():
     assert shape.tolist() == [49, 10]
     msg = evaluate("07.4", WRONG["07.4"]["returns the output, not the module"]).message
     assert "should return a torch.nn.Module" in msg
-
-
-@pytest.mark.parametrize("qid", IDS)
-def test_solution_sheet_passes_and_exercise_sheet_is_not_attempted(qid, solution_sheet, exercise_sheet):
-    name = questions.get(qid).func_name
-    assert evaluate(qid, solution_sheet[name]).status == PASSED
-    assert evaluate(qid, solution_sheet[name], hidden=True).status == PASSED
-    assert evaluate(qid, exercise_sheet[name]).status == NOT_ATTEMPTED
 
 
 @pytest.mark.parametrize("sheet", ["solution_sheet", "exercise_sheet"])
