@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -104,16 +104,24 @@ def predict(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
 
 
 def train_digits_cnn(epochs: int = EPOCHS, seed: int = 0, lr: float = LR, batch_size: int = BATCH_SIZE,
-                     progress: bool = True, live: Optional[bool] = None) -> Tuple[DigitsCNN, Any]:
+                     progress: bool = True, live: Optional[bool] = None,
+                     device: Union[str, torch.device] = "cpu") -> Tuple[DigitsCNN, Any]:
     """Train a :class:`DigitsCNN` on the fixed train split of :func:`course_lib.data.digits`
     with Adam and cross-entropy, in minibatches; return ``(model, history)``.
 
     ``history`` is a :class:`course_lib.train.History`: per epoch the mean training
     loss (``loss``), the training accuracy (``accuracy``) and the test accuracy
     (``val_accuracy``). Seeded (weights and batch order): the same arguments give
-    the same numbers on the same machine. No data augmentation.
+    the same numbers on the same machine. No data augmentation. ``device``: where to
+    train (default the CPU, whose numbers the course quotes; pass
+    ``course_lib.device.get_device()`` for a GPU); the returned model is on the CPU.
     """
     from course_lib import data, train
+
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"train_digits_cnn: device should be a torch device such as 'cpu' or 'cuda', got {device!r}") from err
 
     if not (isinstance(epochs, int) and epochs >= 1):
         raise ValueError(f"train_digits_cnn: epochs should be a positive int, got {epochs!r}")
@@ -123,15 +131,15 @@ def train_digits_cnn(epochs: int = EPOCHS, seed: int = 0, lr: float = LR, batch_
         raise ValueError(f"train_digits_cnn: lr should be > 0, got {lr!r}")
     split = data.digits()
     torch.manual_seed(seed)
-    model = DigitsCNN()
+    model = DigitsCNN().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = train.fit(
-        model, as_images(split.X_train), split.y_train, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
-        X_val=as_images(split.X_test), y_val=split.y_test, seed=seed, progress=progress, live=live,
-        title="DigitsCNN on the 8x8 digits",
+        model, as_images(split.X_train).to(device), split.y_train.to(device), optimizer=optimizer, epochs=epochs,
+        batch_size=batch_size, X_val=as_images(split.X_test).to(device), y_val=split.y_test.to(device), seed=seed,
+        progress=progress, live=live, title="DigitsCNN on the 8x8 digits",
     )
     model.eval()
-    return model, history
+    return model.cpu(), history
 
 
 # --- looking inside: outputs of every layer ---------------------------------------------------

@@ -387,7 +387,9 @@ print("parameters:", sum(p.numel() for p in model.parameters()))
 # %% [markdown]
 # Training uses chapter 04's loop (`train.fit`): cross-entropy, Adam with learning rate 0.01,
 # minibatches of 32, 15 epochs, seeded, no data augmentation. The progress bar and the live curve
-# (training loss in blue, training accuracy in orange) update while it trains:
+# (training loss in blue, training accuracy in orange) update while it trains. It runs on the CPU,
+# whose numbers this chapter quotes; on a machine with a GPU, `device=get_device()`
+# (`course_lib.device`) trains there instead, with slightly different numbers:
 
 # %%
 show_source(cnn.train_digits_cnn)

@@ -145,6 +145,19 @@ def test_training_is_reproducible_and_learns():
     assert h1.loss[1] < h1.loss[0] and len(h1.val_accuracy) == 2
 
 
+def test_device_argument_trains_there_and_returns_a_cpu_model():
+    _, h_default = cnn.train_digits_cnn(epochs=1, progress=False, live=False)
+    model, h_cpu = cnn.train_digits_cnn(epochs=1, progress=False, live=False, device=torch.device("cpu"))
+    assert h_cpu.loss == h_default.loss and h_cpu.val_accuracy == h_default.val_accuracy
+    assert all(p.device.type == "cpu" for p in model.parameters())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_cuda_reaches_the_target():
+    model, history = cnn.train_digits_cnn(progress=False, live=False, device="cuda")
+    assert history.val_accuracy[-1] >= 0.97 and all(p.device.type == "cpu" for p in model.parameters())
+
+
 def test_the_notebook_settings_reach_the_target():
     model, history = cnn.train_digits_cnn(progress=False, live=False)
     split = data.digits()
@@ -166,6 +179,7 @@ def test_the_notebook_settings_reach_the_target():
         (lambda: cnn.train_digits_cnn(epochs=0), ValueError, "train_digits_cnn: epochs should be a positive int"),
         (lambda: cnn.train_digits_cnn(batch_size=0), ValueError, "train_digits_cnn: batch_size"),
         (lambda: cnn.train_digits_cnn(lr=-1.0), ValueError, "train_digits_cnn: lr should be > 0"),
+        (lambda: cnn.train_digits_cnn(device="gpu"), ValueError, "train_digits_cnn: device should be a torch device"),
     ],
 )
 def test_bad_input_gets_a_clear_error(call, error, message):
