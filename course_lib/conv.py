@@ -124,12 +124,13 @@ def _check_conv(fn: str, x: torch.Tensor, weight: torch.Tensor, bias: Optional[t
     return s, p, d, out_hw
 
 
-def _pad(x: torch.Tensor, padding: Tuple[int, int]) -> torch.Tensor:
-    """Zero-pad the last two axes: (..., H, W) -> (..., H + 2 p_h, W + 2 p_w)."""
+def pad2d(x: torch.Tensor, padding: Tuple[int, int], value: float = 0.0) -> torch.Tensor:
+    """Pad the last two axes with ``value`` (0 for a convolution, -inf for max pooling):
+    (..., H, W) -> (..., H + 2 p_h, W + 2 p_w). Without padding, ``x`` itself."""
     ph, pw = padding
     if ph == 0 and pw == 0:
         return x
-    out = x.new_zeros(*x.shape[:-2], x.shape[-2] + 2 * ph, x.shape[-1] + 2 * pw)
+    out = x.new_full((*x.shape[:-2], x.shape[-2] + 2 * ph, x.shape[-1] + 2 * pw), value)
     out[..., ph:ph + x.shape[-2], pw:pw + x.shape[-1]] = x
     return out
 
@@ -172,7 +173,7 @@ def conv2d_naive(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Ten
     -> (N, C_out, H_out, W_out).
     """
     (sh, sw), padding, (dh, dw), (h_out, w_out) = _check_conv("conv2d_naive", x, weight, bias, stride, padding, dilation, groups)
-    xp = _pad(x, padding)  # (N, C_in, H + 2 p_h, W + 2 p_w)
+    xp = pad2d(x, padding)  # (N, C_in, H + 2 p_h, W + 2 p_w)
     c_out, c_g, kh, kw = weight.shape
     o_g = c_out // groups
     y = x.new_zeros(x.shape[0], c_out, h_out, w_out)
@@ -201,7 +202,7 @@ def im2col(x: torch.Tensor, kernel_size: Pair, stride: Pair = 1, padding: Pair =
     k, s = _pair(fn, "kernel_size", kernel_size, 1), _pair(fn, "stride", stride, 1)
     p, d = _pair(fn, "padding", padding, 0), _pair(fn, "dilation", dilation, 1)
     h_out, w_out = _output_hw(fn, tuple(x.shape[2:]), k, s, p, d)
-    xp = _pad(x, p).contiguous()
+    xp = pad2d(x, p).contiguous()
     n, c = x.shape[:2]
     sn, sc, sh, sw = xp.stride()
     # a strided *view* (no copy): axes (N, C, kH, kW, H_out, W_out)

@@ -20,7 +20,7 @@ from typing import Tuple, Union
 
 import torch
 
-from course_lib.conv import conv_output_size
+from course_lib.conv import conv_output_size, pad2d
 from course_lib.validate import ShapeError, expect, same_dtype
 
 IntPair = Union[int, Tuple[int, int]]
@@ -78,15 +78,6 @@ def _check_grad_out(fn: str, grad_out: torch.Tensor, x: torch.Tensor, x4: torch.
 
 
 # --- windows -----------------------------------------------------------------------
-def pad2d(x: torch.Tensor, padding: Pair, value: float) -> torch.Tensor:
-    """x (N, C, H, W) -> (N, C, H + 2*p_h, W + 2*p_w), the border filled with ``value``."""
-    ph, pw = padding
-    N, C, H, W = x.shape
-    out = torch.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=x.dtype, device=x.device)
-    out[:, :, ph:ph + H, pw:pw + W] = x
-    return out
-
-
 def windows(x: torch.Tensor, kernel: Pair, stride: Pair, padding: Pair, value: float) -> torch.Tensor:
     """All pooling windows of x (N, C, H, W) padded with ``value``:
     (N, C, H_out, W_out, k_h, k_w), window (i, j) starting at padded row i*s_h, column j*s_w.

@@ -30,6 +30,16 @@ class Case:
     kwargs: Dict[str, Any] = field(default_factory=dict)
 
 
+def randn(gen: torch.Generator, *shape: int, scale: float = 1.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Standard-normal inputs of ``shape`` (empty: a 0-d tensor) drawn from ``gen`` in float64, times ``scale``, as ``dtype``."""
+    return (torch.randn(shape, generator=gen, dtype=torch.float64) * scale).to(dtype)
+
+
+def rand(gen: torch.Generator, *shape: int) -> torch.Tensor:
+    """Uniform [0, 1) float64 inputs of ``shape`` drawn from ``gen``."""
+    return torch.rand(shape, generator=gen, dtype=torch.float64)
+
+
 def default_call(func: Callable[..., Any], case: Case) -> Any:
     """Call ``func(*case.args, **case.kwargs)``; the result is compared with the reference's."""
     return func(*case.args, **case.kwargs)

@@ -8,14 +8,10 @@ from typing import List
 import torch
 
 from course_lib import layers
-from course_lib.questions import Case, Question
+from course_lib.questions import Case, Question, randn
 
 SHEET = "01_forward"
 F64 = torch.float64
-
-
-def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0, dtype: torch.dtype = F64) -> torch.Tensor:
-    return (torch.randn(*shape, generator=gen, dtype=F64) * scale).to(dtype)
 
 
 def _shapes(gen: torch.Generator, count: int, dims: int, hi: int = 9) -> List[List[int]]:
@@ -25,8 +21,8 @@ def _shapes(gen: torch.Generator, count: int, dims: int, hi: int = 9) -> List[Li
 # --- 01.1 linear layer ----------------------------------------------------------------
 def _linear_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
     def case(label: str, n: int, d_in: int, d_out: int, zero_bias: bool = False) -> Case:
-        x, W = _randn(gen, n, d_in), _randn(gen, d_out, d_in)
-        b = torch.zeros(d_out, dtype=F64) if zero_bias else _randn(gen, d_out)
+        x, W = randn(gen, n, d_in), randn(gen, d_out, d_in)
+        b = torch.zeros(d_out, dtype=F64) if zero_bias else randn(gen, d_out)
         return Case(label, (x, W, b))
 
     if not hidden:
@@ -46,14 +42,14 @@ def _relu_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
     if not hidden:
         return [
             Case("a vector with exact zeros", (torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0], dtype=F64),)),
-            Case("a (4, 3) matrix", (_randn(gen, 4, 3),)),
-            Case("all negative", (-_randn(gen, 6).abs() - 0.1,)),
+            Case("a (4, 3) matrix", (randn(gen, 4, 3),)),
+            Case("all negative", (-randn(gen, 6).abs() - 0.1,)),
             Case("a single number, shape (1,)", (torch.tensor([3.0], dtype=F64),)),
-            Case("a 3-D tensor (2, 3, 4)", (_randn(gen, 2, 3, 4),)),
-            Case("float32 input keeps float32", (_randn(gen, 3, 5, dtype=torch.float32),)),
+            Case("a 3-D tensor (2, 3, 4)", (randn(gen, 2, 3, 4),)),
+            Case("float32 input keeps float32", (randn(gen, 3, 5, dtype=torch.float32),)),
         ]
-    return [Case(f"random shape {s}", (_randn(gen, *s, scale=3.0),)) for s in _shapes(gen, 8, 2)] + [
-        Case("float32 3-D", (_randn(gen, 2, 2, 3, dtype=torch.float32),))
+    return [Case(f"random shape {s}", (randn(gen, *s, scale=3.0),)) for s in _shapes(gen, 8, 2)] + [
+        Case("float32 3-D", (randn(gen, 2, 2, 3, dtype=torch.float32),))
     ]
 
 
@@ -62,12 +58,12 @@ def _sigmoid_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
     if not hidden:
         return [
             Case("small values", (torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0], dtype=F64),)),
-            Case("a (3, 4) matrix", (_randn(gen, 3, 4, scale=3.0),)),
+            Case("a (3, 4) matrix", (randn(gen, 3, 4, scale=3.0),)),
             Case("large positive values (exp(x) overflows)", (torch.tensor([40.0, 200.0, 709.0, 710.0, 1000.0], dtype=F64),)),
             Case("large negative values (exp(-x) overflows)", (torch.tensor([-1000.0, -710.0, -709.0, -200.0, -40.0], dtype=F64),)),
             Case("tiny values around 0", (torch.tensor([[-1e-12, 0.0, 1e-12], [-1e-300, 1e-300, 0.5]], dtype=F64),)),
         ]
-    return [Case(f"random shape {s}", (_randn(gen, *s, scale=50.0),)) for s in _shapes(gen, 8, 2)] + [
+    return [Case(f"random shape {s}", (randn(gen, *s, scale=50.0),)) for s in _shapes(gen, 8, 2)] + [
         Case("mixed huge values", (torch.tensor([[-1e4, 1e4], [-800.0, 800.0]], dtype=F64),))
     ]
 
@@ -76,17 +72,17 @@ def _sigmoid_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
 def _softmax_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
     if not hidden:
         return [
-            Case("logits (4, 3)", (_randn(gen, 4, 3),)),
-            Case("one example, shape (5,)", (_randn(gen, 5),)),
-            Case("one class, shape (3, 1)", (_randn(gen, 3, 1),)),
+            Case("logits (4, 3)", (randn(gen, 4, 3),)),
+            Case("one example, shape (5,)", (randn(gen, 5),)),
+            Case("one class, shape (3, 1)", (randn(gen, 3, 1),)),
             Case("equal logits", (torch.full((2, 4), 7.0, dtype=F64),)),
             Case(
                 "logits of +-1000 (exp overflows without the max trick)",
                 (torch.tensor([[1000.0, 0.0, -1000.0], [-1000.0, -1000.0, -999.0], [1000.0, 1000.0, 999.0]], dtype=F64),),
             ),
-            Case("a 3-D batch (2, 3, 4): softmax over the last axis", (_randn(gen, 2, 3, 4, scale=2.0),)),
+            Case("a 3-D batch (2, 3, 4): softmax over the last axis", (randn(gen, 2, 3, 4, scale=2.0),)),
         ]
-    return [Case(f"random shape {s}", (_randn(gen, *s, scale=30.0),)) for s in _shapes(gen, 8, 2)] + [
+    return [Case(f"random shape {s}", (randn(gen, *s, scale=30.0),)) for s in _shapes(gen, 8, 2)] + [
         Case("rows far apart", (torch.tensor([[5000.0, 4990.0], [-5000.0, -4999.0]], dtype=F64),))
     ]
 
@@ -96,7 +92,7 @@ def _mlp_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
     def case(label: str, n: int, sizes: List[int]) -> Case:
         params = layers.init_mlp(sizes, generator=gen)
         params = [(W * 2.0, b) for W, b in params]  # a wider spread: negative logits and dead units occur
-        return Case(label, (_randn(gen, n, sizes[0]), params))
+        return Case(label, (randn(gen, n, sizes[0]), params))
 
     if not hidden:
         return [

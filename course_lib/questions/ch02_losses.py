@@ -12,44 +12,40 @@ from typing import List
 import torch
 
 from course_lib import layers, losses
-from course_lib.questions import Case, Question
+from course_lib.questions import Case, Question, randn
 
 SHEET = "02_losses"
 DT = torch.float64
 
 
-def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
-    return torch.randn(*shape, generator=gen, dtype=DT) * scale
-
-
 def _pairs(gen: torch.Generator, hidden: bool) -> List[Case]:
     """(pred, target) pairs of one shape for the MSE questions."""
-    x = _randn(gen, 3, 4)
+    x = randn(gen, 3, 4)
     cases = [
-        Case("a vector, N = 5", (_randn(gen, 5), _randn(gen, 5))),
-        Case("a 3 x 4 matrix", (_randn(gen, 3, 4), _randn(gen, 3, 4))),
-        Case("a single number, shape (1,)", (_randn(gen, 1), _randn(gen, 1))),
+        Case("a vector, N = 5", (randn(gen, 5), randn(gen, 5))),
+        Case("a 3 x 4 matrix", (randn(gen, 3, 4), randn(gen, 3, 4))),
+        Case("a single number, shape (1,)", (randn(gen, 1), randn(gen, 1))),
         Case("perfect prediction (pred == target)", (x, x.clone())),
-        Case("a batch of 2 x 3 x 2", (_randn(gen, 2, 3, 2, scale=10.0), _randn(gen, 2, 3, 2))),
+        Case("a batch of 2 x 3 x 2", (randn(gen, 2, 3, 2, scale=10.0), randn(gen, 2, 3, 2))),
     ]
     if hidden:
         for shape in [(7,), (1, 9), (6, 2), (2, 2, 5), (4, 1, 3)]:
-            cases.append(Case(f"random shape {shape}", (_randn(gen, *shape, scale=3.0), _randn(gen, *shape))))
+            cases.append(Case(f"random shape {shape}", (randn(gen, *shape, scale=3.0), randn(gen, *shape))))
     return cases
 
 
 def _bce_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
     big = torch.tensor([1000.0, -1000.0, 50.0, -50.0], dtype=DT)
     cases = [
-        Case("4 logits, 0/1 targets", (_randn(gen, 4), torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=DT))),
-        Case("a 3 x 2 matrix, soft targets", (_randn(gen, 3, 2, scale=2.0), torch.rand(3, 2, generator=gen, dtype=DT))),
+        Case("4 logits, 0/1 targets", (randn(gen, 4), torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=DT))),
+        Case("a 3 x 2 matrix, soft targets", (randn(gen, 3, 2, scale=2.0), torch.rand(3, 2, generator=gen, dtype=DT))),
         Case("huge logits, wrong labels (loss 1000)", (big, torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=DT))),
         Case("huge logits, right labels (loss ~0)", (big, torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=DT))),
         Case("a single logit 0 (p = 1/2)", (torch.zeros(1, dtype=DT), torch.ones(1, dtype=DT))),
     ]
     if hidden:
         for shape, scale in [((8,), 5.0), ((3, 3), 40.0), ((2, 5), 800.0), ((1, 6), 1.0)]:
-            z = _randn(gen, *shape, scale=scale)
+            z = randn(gen, *shape, scale=scale)
             cases.append(Case(f"random {shape}, scale {scale:g}", (z, torch.rand(*shape, generator=gen, dtype=DT).round())))
     return cases
 
@@ -57,17 +53,17 @@ def _bce_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
 def _logit_rows(gen: torch.Generator, hidden: bool) -> List[torch.Tensor]:
     """Logit matrices (N, C), including the ones that break unstable code."""
     rows = [
-        _randn(gen, 4, 3),
-        _randn(gen, 2, 5, scale=5.0),
+        randn(gen, 4, 3),
+        randn(gen, 2, 5, scale=5.0),
         torch.tensor([[1000.0, 0.0, -1000.0], [-1000.0, -1000.0, -1000.0]], dtype=DT),
         torch.tensor([[1000.0, 999.0, 998.0], [-1000.0, -1001.0, -999.0]], dtype=DT),
-        _randn(gen, 1, 4),
+        randn(gen, 1, 4),
     ]
     if hidden:
         rows += [
-            _randn(gen, 6, 2, scale=30.0),
-            _randn(gen, 3, 7),
-            _randn(gen, 5, 4, scale=600.0),
+            randn(gen, 6, 2, scale=30.0),
+            randn(gen, 3, 7),
+            randn(gen, 5, 4, scale=600.0),
             torch.zeros(2, 3, dtype=DT),
         ]
     return rows
@@ -77,7 +73,7 @@ def _log_softmax_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
     labels = ["4 x 3 logits", "2 x 5 logits", "logits of ±1000", "rows near +1000 and -1000", "one row (N = 1)"]
     rows = _logit_rows(gen, hidden)
     cases = [Case(labels[i] if i < len(labels) else f"random {tuple(z.shape)}", (z,)) for i, z in enumerate(rows)]
-    cases.append(Case("one class (C = 1)", (_randn(gen, 3, 1),)))
+    cases.append(Case("one class (C = 1)", (randn(gen, 3, 1),)))
     return cases
 
 

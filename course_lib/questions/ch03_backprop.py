@@ -9,14 +9,10 @@ import torch
 from course_lib import layers
 from course_lib.engine import Value
 from course_lib.gradcheck import numerical_grad
-from course_lib.questions import Case, Question
+from course_lib.questions import Case, Question, randn
 
 SHEET = "03_backprop"
 F64 = torch.float64
-
-
-def _randn(gen: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.randn(shape, generator=gen, dtype=F64)
 
 
 def _uniform(gen: torch.Generator, lo: float, hi: float) -> float:
@@ -77,7 +73,7 @@ def _linear_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
         shapes += [(8, 5, 7), (1, 1, 4), (6, 6, 6), (10, 2, 3), (3, 7, 1)]
     cases = []
     for n, d_in, d_out in shapes:
-        args = (_randn(gen, n, d_out), _randn(gen, n, d_in), _randn(gen, d_out, d_in))
+        args = (randn(gen, n, d_out), randn(gen, n, d_in), randn(gen, d_out, d_in))
         cases.append(Case(f"N={n}, D_in={d_in}, D_out={d_out}", args))
     return cases
 
@@ -109,7 +105,7 @@ def _numgrad_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
             ("Python float", (2, 3), {}),
             ("sum of cubes", (), {"eps": 0.1}),
         ]
-    return [Case(f"f = {name}, x{shape}" + (f", eps={kw['eps']:g}" if kw else ""), (name, _randn(gen, *shape)), kw)
+    return [Case(f"f = {name}, x{shape}" + (f", eps={kw['eps']:g}" if kw else ""), (name, randn(gen, *shape)), kw)
             for name, shape, kw in spec]
 
 
@@ -125,9 +121,9 @@ def _softmax_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
         spec += [((6, 10), -1, 1.0), ((5,), 0, 2.0), ((2, 2, 3), -1, 1.0), ((3, 7), 1, 10.0), ((4, 3), 0, 1.0)]
     cases = []
     for shape, dim, scale in spec:
-        y = layers.softmax(scale * _randn(gen, *shape), dim=dim)
+        y = layers.softmax(scale * randn(gen, *shape), dim=dim)
         label = f"y{shape}, dim={dim}" + (f", logits x{scale:g} (nearly one-hot)" if scale > 1 else "")
-        cases.append(Case(label, (_randn(gen, *shape), y), {"dim": dim}))
+        cases.append(Case(label, (randn(gen, *shape), y), {"dim": dim}))
     return cases
 
 

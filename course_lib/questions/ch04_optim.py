@@ -7,18 +7,10 @@ from typing import Any, Callable, List
 import torch
 
 from course_lib import optim, train
-from course_lib.questions import Case, Question
+from course_lib.questions import Case, Question, randn, rand
 
 SHEET = "04_optimization"
 F64 = torch.float64
-
-
-def _randn(gen: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=gen, dtype=F64)
-
-
-def _rand(gen: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.rand(*shape, generator=gen, dtype=F64)
 
 
 def _shapes(gen: torch.Generator, count: int) -> List[tuple]:
@@ -32,24 +24,24 @@ def _shapes(gen: torch.Generator, count: int) -> List[tuple]:
 # --- 04.1 gradient descent ------------------------------------------------------------
 def _gd_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
     cases = [
-        Case("vector (3,), lr=0.1", (_randn(gen, 3), _randn(gen, 3), 0.1)),
-        Case("matrix (2, 4), lr=0.5", (_randn(gen, 2, 4), _randn(gen, 2, 4), 0.5)),
-        Case("lr=0: nothing moves", (_randn(gen, 3), _randn(gen, 3), 0.0)),
-        Case("zero gradient: nothing moves", (_randn(gen, 2, 2), torch.zeros(2, 2, dtype=F64), 0.3)),
-        Case("a single number (1,), lr=1", (_randn(gen, 1), _randn(gen, 1), 1.0)),
+        Case("vector (3,), lr=0.1", (randn(gen, 3), randn(gen, 3), 0.1)),
+        Case("matrix (2, 4), lr=0.5", (randn(gen, 2, 4), randn(gen, 2, 4), 0.5)),
+        Case("lr=0: nothing moves", (randn(gen, 3), randn(gen, 3), 0.0)),
+        Case("zero gradient: nothing moves", (randn(gen, 2, 2), torch.zeros(2, 2, dtype=F64), 0.3)),
+        Case("a single number (1,), lr=1", (randn(gen, 1), randn(gen, 1), 1.0)),
     ]
     if hidden:
         for shape in _shapes(gen, 6):
-            lr = float(10 ** (-3 * float(_rand(gen, 1))))
-            cases.append(Case(f"shape {shape}, lr={lr:.3g}", (_randn(gen, *shape), _randn(gen, *shape), lr)))
+            lr = float(10 ** (-3 * float(rand(gen, 1))))
+            cases.append(Case(f"shape {shape}, lr={lr:.3g}", (randn(gen, *shape), randn(gen, *shape), lr)))
     return cases
 
 
 # --- 04.2 SGD with momentum -----------------------------------------------------------
 def _sgd_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
     def case(label: str, shape: tuple, first: bool, **hyper: Any) -> Case:
-        buf = None if first else _randn(gen, *shape)
-        return Case(label, (_randn(gen, *shape), _randn(gen, *shape), buf, hyper.pop("lr", 0.1)), hyper)
+        buf = None if first else randn(gen, *shape)
+        return Case(label, (randn(gen, *shape), randn(gen, *shape), buf, hyper.pop("lr", 0.1)), hyper)
 
     cases = [
         case("first step (buf is None), momentum=0.9", (4,), True, momentum=0.9),
@@ -62,9 +54,9 @@ def _sgd_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
     ]
     if hidden:
         for i, shape in enumerate(_shapes(gen, 8)):
-            mu = float(0.05 + 0.9 * _rand(gen, 1))
+            mu = float(0.05 + 0.9 * rand(gen, 1))
             nesterov = i % 2 == 0
-            hyper = dict(lr=float(0.01 + _rand(gen, 1)), momentum=mu, nesterov=nesterov, weight_decay=0.05 * (i % 3))
+            hyper = dict(lr=float(0.01 + rand(gen, 1)), momentum=mu, nesterov=nesterov, weight_decay=0.05 * (i % 3))
             if not nesterov:
                 hyper["dampening"] = 0.25 * (i % 4)
             cases.append(case(f"shape {shape}, {hyper}", shape, i % 3 == 0, **hyper))
@@ -77,8 +69,8 @@ def _adam_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
         if t == 1:
             m, v = torch.zeros(shape, dtype=F64), torch.zeros(shape, dtype=F64)
         else:
-            m, v = 0.1 * _randn(gen, *shape), 0.1 * _rand(gen, *shape)
-        return Case(label, (_randn(gen, *shape), _randn(gen, *shape), m, v, t), hyper)
+            m, v = 0.1 * randn(gen, *shape), 0.1 * rand(gen, *shape)
+        return Case(label, (randn(gen, *shape), randn(gen, *shape), m, v, t), hyper)
 
     cases = [
         case("first step t=1 (m, v zero), defaults", (4,), 1),
@@ -92,8 +84,8 @@ def _adam_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
     if hidden:
         for i, shape in enumerate(_shapes(gen, 8)):
             t = [1, 2, 3, 10, 50, 400, 7, 1][i]
-            hyper = dict(lr=float(0.001 + 0.1 * _rand(gen, 1)), beta1=float(0.5 + 0.45 * _rand(gen, 1)),
-                         beta2=float(0.9 + 0.099 * _rand(gen, 1)), eps=[1e-8, 1e-3][i % 2], weight_decay=0.02 * (i % 3))
+            hyper = dict(lr=float(0.001 + 0.1 * rand(gen, 1)), beta1=float(0.5 + 0.45 * rand(gen, 1)),
+                         beta2=float(0.9 + 0.099 * rand(gen, 1)), eps=[1e-8, 1e-3][i % 2], weight_decay=0.02 * (i % 3))
             cases.append(case(f"shape {shape}, t={t}", shape, t, **hyper))
     return cases
 
@@ -117,8 +109,8 @@ def _schedule_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
         for _ in range(6):
             total = int(torch.randint(2, 60, (1,), generator=gen))
             warm = int(torch.randint(0, total, (1,), generator=gen))
-            base = float(_rand(gen, 1))
-            cases.append(Case(f"total_steps={total}, warmup_steps={warm}", (total, base), {"warmup_steps": warm, "min_lr": base * float(_rand(gen, 1)) / 10}))
+            base = float(rand(gen, 1))
+            cases.append(Case(f"total_steps={total}, warmup_steps={warm}", (total, base), {"warmup_steps": warm, "min_lr": base * float(rand(gen, 1)) / 10}))
     return cases
 
 
@@ -140,7 +132,7 @@ def _train_call(func: Callable[..., Any], case: Case) -> tuple:
 
 def _train_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
     def case(n: int, d: int, k: int, h: int, lr: float, seed: int) -> Case:
-        X = _randn(gen, n, d)
+        X = randn(gen, n, d)
         y = torch.arange(n) % k  # every class present
         return Case(f"batch of {n}, {d} features, {k} classes, hidden {h}, lr={lr}", (X, y), {"seed": seed, "hidden": h, "classes": k, "lr": lr})
 

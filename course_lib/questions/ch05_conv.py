@@ -7,14 +7,10 @@ from typing import Any, Callable, List, Optional, Tuple
 import torch
 
 from course_lib import conv
-from course_lib.questions import Case, Question
+from course_lib.questions import Case, Question, randn
 
 SHEET = "05_convolution"
 F64 = torch.float64
-
-
-def _randn(gen: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=gen, dtype=F64)
 
 
 def _int(gen: torch.Generator, lo: int, hi: int) -> int:
@@ -60,8 +56,8 @@ def _size_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
 # --- 05.2 conv2d with loops ----------------------------------------------------------------
 def _conv_case(gen: torch.Generator, label: str, n: int, c_in: int, c_out: int, hw: Tuple[int, int],
                kernel: Tuple[int, int], stride: int, padding: int, bias: bool = True) -> Case:
-    x, w = _randn(gen, n, c_in, *hw), _randn(gen, c_out, c_in, *kernel)
-    b: Optional[torch.Tensor] = _randn(gen, c_out) if bias else None
+    x, w = randn(gen, n, c_in, *hw), randn(gen, c_out, c_in, *kernel)
+    b: Optional[torch.Tensor] = randn(gen, c_out) if bias else None
     return Case(label, (x, w, b), {"stride": stride, "padding": padding})
 
 
@@ -85,7 +81,7 @@ def _conv2d_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
 # --- 05.3 im2col ----------------------------------------------------------------------------
 def _im2col_case(gen: torch.Generator, label: str, n: int, c: int, hw: Tuple[int, int], kernel: Tuple[int, int],
                  stride: int, padding: int) -> Case:
-    return Case(label, (_randn(gen, n, c, *hw), kernel), {"stride": stride, "padding": padding})
+    return Case(label, (randn(gen, n, c, *hw), kernel), {"stride": stride, "padding": padding})
 
 
 def _im2col_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
@@ -107,9 +103,9 @@ def _im2col_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
 # --- 05.4 gradient with respect to the weight ------------------------------------------------
 def _grad_weight_case(gen: torch.Generator, label: str, n: int, c_in: int, c_out: int, hw: Tuple[int, int],
                       kernel: Tuple[int, int], stride: int, padding: int) -> Case:
-    x = _randn(gen, n, c_in, *hw)
+    x = randn(gen, n, c_in, *hw)
     out = [conv.conv_output_size(h, k, stride, padding) for h, k in zip(hw, kernel)]
-    return Case(label, (_randn(gen, n, c_out, *out), x, kernel), {"stride": stride, "padding": padding})
+    return Case(label, (randn(gen, n, c_out, *out), x, kernel), {"stride": stride, "padding": padding})
 
 
 def _grad_weight_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
@@ -131,7 +127,7 @@ def _grad_weight_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
 # --- 05.5 gradient with respect to the input --------------------------------------------------
 def _grad_input_case(gen: torch.Generator, label: str, n: int, c_in: int, c_out: int, out: Tuple[int, int],
                      kernel: Tuple[int, int], padding: int) -> Case:
-    return Case(label, (_randn(gen, n, c_out, *out), _randn(gen, c_out, c_in, *kernel)), {"padding": padding})
+    return Case(label, (randn(gen, n, c_out, *out), randn(gen, c_out, c_in, *kernel)), {"padding": padding})
 
 
 def _grad_input_cases(gen: torch.Generator, hidden: bool) -> List[Case]:

@@ -14,14 +14,10 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from course_lib import pool
-from course_lib.questions import Case, Question
+from course_lib.questions import Case, Question, randn
 
 SHEET = "06_pooling"
 F64 = torch.float64
-
-
-def _randn(gen: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=gen, dtype=F64)
 
 
 def _ints(gen: torch.Generator, *shape: int, high: int = 3) -> torch.Tensor:
@@ -53,19 +49,19 @@ def _random_setups(gen: torch.Generator, count: int) -> List[tuple]:
         stride = None if n % 3 == 0 else int(torch.randint(1, 5, (1,), generator=gen))
         H, W = (int(torch.randint(max(1, k - 2 * p), 10, (1,), generator=gen)) for _ in range(2))
         shape = (int(torch.randint(1, 4, (1,), generator=gen)), int(torch.randint(1, 4, (1,), generator=gen)), H, W)
-        x = _ints(gen, *shape) if n % 2 else _randn(gen, *shape)
+        x = _ints(gen, *shape) if n % 2 else randn(gen, *shape)
         out.append((x, k, stride, p))
     return out
 
 
 def _grad_out(gen: torch.Generator, x: torch.Tensor, k: int, stride: Optional[int], padding: int) -> torch.Tensor:
     """A random upstream gradient of the pooled output's shape."""
-    return _randn(gen, *pool.max_pool2d(x, k, stride, padding).shape)
+    return randn(gen, *pool.max_pool2d(x, k, stride, padding).shape)
 
 
 def _bump(gen: torch.Generator, shape: tuple, at: tuple) -> torch.Tensor:
     """Random values with one clearly largest element, the maximum of every window that holds it."""
-    x = _randn(gen, *shape)
+    x = randn(gen, *shape)
     x[(slice(None), slice(None), *at)] = 10.0
     return x
 
@@ -76,12 +72,12 @@ def _max_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
         return Case(_label(k, stride, padding, what), (x, k), _kwargs(stride, padding))
 
     cases = [
-        case(_randn(gen, 1, 1, 4, 4), 2, what="stride defaults to kernel_size"),
-        case(_randn(gen, 2, 3, 6, 5), 2, 2, what="batch and channels, W not a multiple of 2"),
-        case(_randn(gen, 1, 2, 5, 5), 3, 1, what="overlapping windows"),
-        case(-1 - _randn(gen, 1, 2, 5, 6).abs(), 3, 2, 1, what="all values negative: padding must not win"),
+        case(randn(gen, 1, 1, 4, 4), 2, what="stride defaults to kernel_size"),
+        case(randn(gen, 2, 3, 6, 5), 2, 2, what="batch and channels, W not a multiple of 2"),
+        case(randn(gen, 1, 2, 5, 5), 3, 1, what="overlapping windows"),
+        case(-1 - randn(gen, 1, 2, 5, 6).abs(), 3, 2, 1, what="all values negative: padding must not win"),
         case(_ints(gen, 2, 1, 5, 4), 2, 1, what="integer values: ties"),
-        case(_randn(gen, 1, 1, 7, 8), 2, 3, what="stride 3 > kernel 2: some inputs are skipped"),
+        case(randn(gen, 1, 1, 7, 8), 2, 3, what="stride 3 > kernel 2: some inputs are skipped"),
     ]
     if hidden:
         cases += [case(x, k, s, p) for x, k, s, p in _random_setups(gen, 10)]
@@ -95,12 +91,12 @@ def _max_backward_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
         return Case(_label(k, stride, padding, what), (g, x, k), _kwargs(stride, padding))
 
     cases = [
-        case(_randn(gen, 1, 1, 4, 4), 2, what="non-overlapping windows"),
+        case(randn(gen, 1, 1, 4, 4), 2, what="non-overlapping windows"),
         case(_bump(gen, (1, 2, 5, 5), (2, 2)), 3, 1, what="overlapping: x[..., 2, 2] is the max of all 9 windows"),
         case(torch.ones(1, 1, 4, 4, dtype=F64), 2, 1, what="ties: all values equal"),
         case(_ints(gen, 2, 2, 5, 5), 2, 1, what="ties and overlaps: integer values"),
-        case(-1 - _randn(gen, 1, 2, 5, 6).abs(), 3, 2, 1, what="padding, all values negative"),
-        case(_randn(gen, 1, 1, 7, 8), 2, 3, what="stride 3 > kernel 2"),
+        case(-1 - randn(gen, 1, 2, 5, 6).abs(), 3, 2, 1, what="padding, all values negative"),
+        case(randn(gen, 1, 1, 7, 8), 2, 3, what="stride 3 > kernel 2"),
     ]
     if hidden:
         cases += [case(x, k, s, p) for x, k, s, p in _random_setups(gen, 10)]
@@ -116,12 +112,12 @@ def _avg_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
         return Case(label if include is None else f"{label} (count_include_pad={include})", (x, k), kw)
 
     cases = [
-        case(_randn(gen, 1, 1, 4, 4), 2, what="stride defaults to kernel_size"),
-        case(_randn(gen, 2, 3, 6, 5), 3, 2, what="(6 - 3) / 2 and (5 - 3) / 2 are rounded down"),
-        case(_randn(gen, 1, 2, 5, 5), 3, 1, 1, True, "padding counts in the divisor"),
-        case(_randn(gen, 1, 2, 5, 6), 3, 2, 1, False, "only real elements count"),
-        case(_randn(gen, 1, 2, 5, 7), 2, 1, what="overlapping windows"),
-        case(_randn(gen, 1, 1, 8, 7), 2, 3, what="stride 3 > kernel 2"),
+        case(randn(gen, 1, 1, 4, 4), 2, what="stride defaults to kernel_size"),
+        case(randn(gen, 2, 3, 6, 5), 3, 2, what="(6 - 3) / 2 and (5 - 3) / 2 are rounded down"),
+        case(randn(gen, 1, 2, 5, 5), 3, 1, 1, True, "padding counts in the divisor"),
+        case(randn(gen, 1, 2, 5, 6), 3, 2, 1, False, "only real elements count"),
+        case(randn(gen, 1, 2, 5, 7), 2, 1, what="overlapping windows"),
+        case(randn(gen, 1, 1, 8, 7), 2, 3, what="stride 3 > kernel 2"),
     ]
     if hidden:
         cases += [case(x, k, s, p, bool(n % 2)) for n, (x, k, s, p) in enumerate(_random_setups(gen, 10))]
@@ -138,11 +134,11 @@ def _avg_backward_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
         return Case(label if include is None else f"{label} (count_include_pad={include})", (g, x, k), kw)
 
     cases = [
-        case(_randn(gen, 1, 1, 4, 4), 2, what="non-overlapping windows"),
-        case(_randn(gen, 2, 2, 5, 5), 3, 1, what="overlapping windows: contributions add up"),
-        case(_randn(gen, 1, 2, 5, 5), 3, 1, 1, True, "padding counts in the divisor"),
-        case(_randn(gen, 1, 2, 5, 6), 3, 2, 1, False, "only real elements count"),
-        case(_randn(gen, 1, 1, 8, 7), 2, 3, what="stride 3 > kernel 2: skipped inputs get 0"),
+        case(randn(gen, 1, 1, 4, 4), 2, what="non-overlapping windows"),
+        case(randn(gen, 2, 2, 5, 5), 3, 1, what="overlapping windows: contributions add up"),
+        case(randn(gen, 1, 2, 5, 5), 3, 1, 1, True, "padding counts in the divisor"),
+        case(randn(gen, 1, 2, 5, 6), 3, 2, 1, False, "only real elements count"),
+        case(randn(gen, 1, 1, 8, 7), 2, 3, what="stride 3 > kernel 2: skipped inputs get 0"),
     ]
     if hidden:
         cases += [case(x, k, s, p, bool(n % 2)) for n, (x, k, s, p) in enumerate(_random_setups(gen, 10))]

@@ -33,13 +33,11 @@ def digit_maps(seed: int = 0) -> Dict[str, torch.Tensor]:
     """Feature maps (10, 8, 8), float64, one per digit class (the first test image of
     each class): ``"pixels"`` in [0, 1] and ``"edges"``, the ReLU of a vertical-edge
     (Sobel) filter applied with :func:`course_lib.conv.conv2d`, padding 1."""
-    from course_lib import data
     from course_lib.conv import conv2d
+    from course_lib.widgets.conv import FILTERS, digit_images
 
-    split = data.digits(seed=seed, dtype=torch.float64)
-    first = [int(torch.nonzero(split.y_test == c)[0]) for c in range(10)]
-    pixels = data.to_images(split.X_test[first])  # (10, 8, 8)
-    sobel = torch.tensor([[[[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]]], dtype=torch.float64)
+    pixels = digit_images(seed)  # (10, 8, 8)
+    sobel = torch.tensor(FILTERS["edge x (Sobel, d/dx)"], dtype=torch.float64)[None, None]  # (1, 1, 3, 3)
     edges = torch.relu(conv2d(pixels.unsqueeze(1), sobel, padding=1)).squeeze(1)  # (10, 8, 8)
     return {"pixels": pixels, "edges": edges}
 
