@@ -14,7 +14,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 help:
 	@echo "make lab        set up (first time) and open JupyterLab on notebooks/"
 	@echo "make test       run all tests: library vs PyTorch, notebooks (nbval), tools, browser"
-	@echo "make notebooks  regenerate exercises/ and every .ipynb from the .py sources"
+	@echo "make notebooks  point links at pyproject's repository, regenerate exercises/ and every .ipynb"
 	@echo "make assign     write exercises/ from solutions/"
 	@echo "make bench      measure notebooks, widgets, grader, conv2d and the digits CNN into docs/benchmarks.md"
 
@@ -35,6 +35,7 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS) --nbval-lax --nbval-cell-timeout=120 tests notebooks solutions exercises
 
 notebooks: setup
+	$(VENV)/bin/course links
 	$(VENV)/bin/course assign
 	$(VENV)/bin/course sync
 

@@ -2,10 +2,13 @@
 
 ``check("01.2", softmax)`` runs the student's function on the question's public
 cases, compares each output with the ``course_lib`` reference and prints one
-verdict: passed, not attempted, or failed with the first mismatch (which case,
-the input shapes, expected vs received shape/dtype, max abs error) and a hint.
-It never raises and never prints the reference's values, so "Run All" always
-reaches the end of a sheet.
+verdict: passed, not attempted, or failed. A failure names the misconception the
+answer shows when its outputs match one registered with the question ("This looks
+like <name>: <why>"), then the first mismatch (which case, the input shapes,
+expected vs received shape/dtype, max abs error) and the hints: the first tier on
+the first failure, one more tier on each further failure of the same question in
+this kernel (or on :func:`hint`). It never raises and never prints the
+reference's values, so "Run All" always reaches the end of a sheet.
 
 The pieces (:func:`run_case`, :func:`to_plain`, :func:`compare`) are separate
 so the batch grader can run the student's code in one process and compare in
@@ -18,12 +21,12 @@ import copy
 import signal
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from course_lib import questions as registry
-from course_lib.questions import Case, Question
+from course_lib.questions import Case, Misconception, Question
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
 
@@ -50,6 +53,7 @@ class Result:
     points: float
     max_points: int
     message: str
+    misconception: Optional[str] = None  # the name of the misconception the answer shows, if one matched
 
     @property
     def ok(self) -> bool:
@@ -169,13 +173,52 @@ def run_case(question: Question, func: Callable[..., Any], case: Case, timeout: 
     return to_plain(_with_time_limit(lambda: question.call(func, private), timeout))
 
 
+def diagnose(question: Question, failing: Sequence[Tuple[Case, Tuple[torch.Tensor, ...]]]) -> Optional[Misconception]:
+    """The first registered misconception whose outputs match the student's ``got`` on
+    every failing case in ``failing`` (pairs of case and the student's plain output),
+    within the question's tolerance; ``None`` when none does or nothing failed by value.
+
+    A misconception that raises on a case does not match it. Only cases the student
+    got wrong are passed in, so a correct answer can never be diagnosed.
+    """
+    if not failing:
+        return None
+    for m in question.misconceptions:
+        for case, got in failing:
+            try:
+                wrong = run_case(question, m.wrong, case, timeout=0)
+            except Exception:
+                break
+            if compare(wrong, got, question.atol, question.rtol) is not None:
+                break
+        else:
+            return m
+    return None
+
+
+def misconception_text(m: Misconception) -> str:
+    """``This looks like <name>: <why>`` for a feedback message."""
+    return f"This looks like {m.name}: {m.why}"
+
+
+def hints_text(question: Question, tiers: int, indent: str = "   ") -> str:
+    """The first ``tiers`` hint tiers of ``question`` (at least one), one per line."""
+    shown = question.hints[: max(1, min(tiers, len(question.hints)))]
+    total = len(question.hints)
+    return "\n".join(f"{indent}Hint {i} of {total}: {h}" for i, h in enumerate(shown, 1))
+
+
 def _status_line(q: Question, res: Result) -> str:
     icon = {PASSED: "✅", FAILED: "❌", NOT_ATTEMPTED: "⏳"}[res.status]
     return f"{icon} {q.id} {q.title} ({q.func_name}): {res.message}"
 
 
-def evaluate(qid: str, func: Any, *, hidden: bool = False, seed: Optional[int] = None, timeout: float = 5.0) -> Result:
-    """Evaluate ``func`` on question ``qid``; never raises for anything the function does."""
+def evaluate(qid: str, func: Any, *, hidden: bool = False, seed: Optional[int] = None, timeout: float = 5.0,
+             hint_tiers: int = 1) -> Result:
+    """Evaluate ``func`` on question ``qid``; never raises for anything the function does.
+
+    A failure's message names the matching misconception (if any), the first mismatch
+    and the first ``hint_tiers`` hint tiers."""
     q = registry.get(qid)
     cases = q.cases(hidden=hidden, seed=seed)
     n = len(cases)
@@ -188,6 +231,7 @@ def evaluate(qid: str, func: Any, *, hidden: bool = False, seed: Optional[int] =
     if not callable(func):
         return result(FAILED, 0, f"`{q.func_name}` should be a function, got a {type(func).__name__}.")
     passed, first_failure = 0, None
+    failing: List[Tuple[Case, Tuple[torch.Tensor, ...]]] = []  # wrong values, for the diagnosis
     for i, case in enumerate(cases, 1):
         expected = run_case(q, q.reference, case, timeout=0)
         where = f"case {i} of {n} ({case.label}; inputs {describe_inputs(case)})"
@@ -209,13 +253,22 @@ def evaluate(qid: str, func: Any, *, hidden: bool = False, seed: Optional[int] =
             problem = f"raised {type(err).__name__}: {err}"
         else:
             problem = compare(expected, got, q.atol, q.rtol)
+            if problem is not None:
+                failing.append((case, got))
         if problem is None:
             passed += 1
         elif first_failure is None:
             first_failure = f"{where}: {problem}"
     if first_failure is None:
         return result(PASSED, passed, f"passed all {n} cases ({q.points} point{'s' if q.points != 1 else ''}).")
-    return result(FAILED, passed, f"passed {passed} of {n} cases. First mismatch: {first_failure}\n   Hint: {q.hint}")
+    found = diagnose(q, failing)
+    named = f"\n   {misconception_text(found)}" if found else ""
+    res = result(FAILED, passed, f"passed {passed} of {n} cases.{named}\n   First mismatch: {first_failure}\n{hints_text(q, hint_tiers)}")
+    res.misconception = found.name if found else None
+    return res
+
+
+_FAILED_CHECKS: Dict[str, int] = {}  # failed checks per question in this kernel: how many hint tiers to show
 
 
 def check(qid: str, func: Any = None, *, timeout: float = 5.0) -> None:
@@ -226,8 +279,24 @@ def check(qid: str, func: Any = None, *, timeout: float = 5.0) -> None:
     except KeyError as err:
         print(f"❌ {err.args[0]}")
         return
-    res = evaluate(qid, func, timeout=timeout)
+    res = evaluate(qid, func, timeout=timeout, hint_tiers=_FAILED_CHECKS.get(q.id, 0) + 1)
+    if res.status == FAILED:
+        _FAILED_CHECKS[q.id] = min(_FAILED_CHECKS.get(q.id, 0) + 1, len(q.hints))
     print(_status_line(q, res))
+
+
+def hint(qid: str) -> None:
+    """Print the hints of question ``qid`` shown so far plus the next tier (idea, then
+    shapes, then a near-code nudge). Never raises."""
+    try:
+        q = registry.get(qid)
+    except KeyError as err:
+        print(f"❌ {err.args[0]}")
+        return
+    shown = min(_FAILED_CHECKS.get(q.id, 0) + 1, len(q.hints))
+    _FAILED_CHECKS[q.id] = shown
+    more = "" if shown < len(q.hints) else "\n   (that was the last tier: reread the lecture's section, then try again)"
+    print(f"💡 {q.id} {q.title} ({q.func_name}):\n{hints_text(q, shown)}{more}")
 
 
 def use(qid: str, func: Any = None) -> Callable[..., Any]:

@@ -1,4 +1,4 @@
-"""The ``course`` command: ``course assign``, ``course sync``, ``course grade``.
+"""The ``course`` command: ``course links``, ``course assign``, ``course sync``, ``course grade``.
 
 Exit codes: 0 success, 1 something to fix (stale files with ``--check``,
 a malformed sheet), 2 usage error.
@@ -48,6 +48,30 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     print(f"notebooks are up to date ({len(written)} file(s) written)")
+    return 0
+
+
+def _cmd_links(args: argparse.Namespace) -> int:
+    from course_lib import repository
+
+    try:
+        repo = repository.read(args.root)
+        if args.check:
+            stale = repository.stale(args.root)
+            for path in stale:
+                print(f"stale: {path}")
+            if stale:
+                print(f"links do not point at {repo.url} ({repo.branch}): run `course links`", file=sys.stderr)
+            else:
+                print(f"every link points at {repo.url} ({repo.branch})")
+            return 1 if stale else 0
+        changed = repository.stamp(args.root)
+    except repository.RepositoryError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in changed:
+        print(f"wrote {path}")
+    print(f"links point at {repo.url} ({repo.branch}); {len(changed)} file(s) changed")
     return 0
 
 
@@ -113,6 +137,18 @@ def _positive(kind):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="Tools of the deep-learning course.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "links",
+        help="point badges and setup cells at the repository named in pyproject.toml",
+        description="Rewrite every Colab badge, Binder badge and Colab setup cell (`pip install git+...`) in "
+        "README.md, docs/*.md, notebooks/ and solutions/ to point at [project.urls] Repository of pyproject.toml "
+        "(branch: [tool.course] branch, default main). Run `course assign` and `course sync` after it "
+        "(`make notebooks` runs all three).",
+    )
+    p.add_argument("--root", type=Path, default=Path("."), help="course folder (default: current folder)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if any link is stale")
+    p.set_defaults(func=_cmd_links)
 
     p = sub.add_parser(
         "assign",

@@ -77,11 +77,12 @@ def exercise_sheet(request: pytest.FixtureRequest) -> dict:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not getattr(metafunc.cls, "question_suite", False):
         return
+    from course_lib import questions
     from question_suite import question_ids
 
     ids = question_ids(metafunc.module)
     if "mistake" in metafunc.fixturenames:
-        pairs = [(qid, label) for qid in ids for label in metafunc.module.WRONG.get(qid, {})]
+        pairs = [(qid, m.name) for qid in ids for m in questions.get(qid).misconceptions]
         metafunc.parametrize("qid, mistake", pairs, ids=[f"{q}-{label}" for q, label in pairs])
     elif "qid" in metafunc.fixturenames:
         metafunc.parametrize("qid", ids)

@@ -1,5 +1,6 @@
 """The in-notebook check: verdicts for every way a student's function can go wrong.
-It never raises, never prints the reference's values, and `use` falls back."""
+It never raises, never prints the reference's values, names the misconception an
+answer shows, gives one more hint tier per failed attempt, and `use` falls back."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from course_lib import check as C
 from course_lib import questions as registry
-from course_lib.questions import Case, Question
+from course_lib.questions import Case, Misconception, Question
 
 
 def _reference(x: torch.Tensor, k: float = 2.0) -> torch.Tensor:
@@ -22,15 +23,31 @@ def _cases(gen: torch.Generator, hidden: bool) -> list[Case]:
     return [Case(f"shape {s}", (torch.randn(*s, generator=gen, dtype=torch.float64),), {"k": 3.0}) for s in shapes]
 
 
-Q = Question("99.1", "99_test", "scale", "scale", 3, _reference, _cases, "multiply every entry by k")
+def _fails_on_empty(x: torch.Tensor, k: float = 2.0) -> torch.Tensor:
+    if x.numel() == 0:
+        raise ValueError("a misconception that cannot handle empty input")
+    return x * k + 1
+
+
+HINTS = ("multiply every entry by k", "the output has the input's shape", "one multiplication by the scalar k")
+MISCONCEPTIONS = (
+    Misconception("k ignored", "the factor is an argument, not a constant of the function; it changes per call.",
+                  lambda x, k=2.0: x * 2),
+    Misconception("adds instead of multiplying", "scaling stretches every entry; adding k shifts them all instead.",
+                  lambda x, k=2.0: x + k),
+    Misconception("crashes on empty", "this one raises on some inputs and so can never match there.", _fails_on_empty),
+)
+Q = Question("99.1", "99_test", "scale", "scale", 3, _reference, _cases, HINTS, MISCONCEPTIONS)
 
 
 @pytest.fixture(autouse=True)
 def registered():
     registry._load()
     registry._REGISTRY[Q.id] = Q
+    C._FAILED_CHECKS.clear()
     yield
     registry._REGISTRY.pop(Q.id, None)
+    C._FAILED_CHECKS.clear()
 
 
 def verdict(func, **kw):
@@ -71,7 +88,73 @@ def test_wrong_answers_fail_with_a_specific_message(func, expected):
     assert res.status == C.FAILED and res.points < 3
     assert expected in res.message
     assert "case 1 of 3" in res.message and "arg0: (3, 2) float64" in res.message
-    assert "Hint: multiply every entry by k" in res.message
+    assert "Hint 1 of 3: multiply every entry by k" in res.message and "Hint 2 of 3" not in res.message
+
+
+def test_a_registered_misconception_is_named_with_its_idea():
+    res = verdict(lambda x, k=2.0: 2 * x)  # written differently from the registered wrong variant
+    assert res.status == C.FAILED and res.misconception == "k ignored"
+    assert "This looks like k ignored: the factor is an argument" in res.message
+    assert "First mismatch: case 1 of 3" in res.message  # the mismatch report is still there
+    res = verdict(lambda x, k=2.0: x + k, hidden=True)  # the grader's cases too
+    assert res.misconception == "adds instead of multiplying"
+
+
+def test_no_misconception_is_named_when_none_explains_every_failing_case():
+    for func in (
+        lambda x, k=2.0: x * k + 0.5,  # wrong in its own way
+        lambda x, k=2.0: x * 2 if x.shape == (3, 2) else x + k,  # one mistake here, another there
+        # matches the misconception that raises on the empty case everywhere else; it cannot match there
+        lambda x, k=2.0: x * k + 1 if x.numel() else torch.ones(1, dtype=x.dtype),
+    ):
+        res = verdict(func)
+        assert res.status == C.FAILED and res.misconception is None and "This looks like" not in res.message
+
+
+def test_a_misconception_is_only_judged_on_the_failing_cases():
+    # k ignored shows only where it matters; cases the answer gets right do not count against the diagnosis
+    res = verdict(lambda x, k=2.0: x * 2 if x.shape == (3, 2) else x * k)
+    assert res.passed == 2 and res.misconception == "k ignored"
+
+
+def test_a_correct_answer_is_never_diagnosed():
+    for func in (lambda x, k=2.0: x * k, lambda x, k=2.0: torch.mul(x, k)):
+        res = verdict(func)
+        assert res.status == C.PASSED and res.misconception is None and "This looks like" not in res.message
+
+
+def test_hint_tiers_grow_one_per_failed_check_and_with_hint(capsys):
+    wrong = lambda x, k=2.0: x - k  # noqa: E731
+    C.check("99.1", wrong)
+    first = capsys.readouterr().out
+    assert "Hint 1 of 3" in first and "Hint 2 of 3" not in first
+    C.check("99.1", wrong)
+    second = capsys.readouterr().out
+    assert "Hint 1 of 3" in second and "Hint 2 of 3: the output has" in second and "Hint 3 of 3" not in second
+    C.hint("99.1")
+    third = capsys.readouterr().out
+    assert "Hint 3 of 3: one multiplication" in third and "last tier" in third
+    C.check("99.1", wrong)
+    C.hint("99.1")
+    C.hint("nope")
+    out = capsys.readouterr().out
+    assert out.count("Hint 3 of 3") == 2 and "Hint 4" not in out and "no question 'nope'" in out
+
+
+def test_passing_does_not_use_up_hint_tiers(capsys):
+    C.check("99.1", lambda x, k=2.0: x * k)
+    C.check("99.1", lambda x, k=2.0: x * 2)
+    out = capsys.readouterr().out
+    assert "✅" in out and "Hint 1 of 3" in out and "Hint 2 of 3" not in out
+
+
+def test_question_declarations_are_validated():
+    with pytest.raises(TypeError, match="hints must be a non-empty tuple"):
+        Question("99.2", "99_test", "t", "f", 1, _reference, _cases, "one string, not tiers")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Question("99.2", "99_test", "t", "f", 1, _reference, _cases, HINTS, kind="transcribe")
+    with pytest.raises(KeyError, match="no misconception 'other'"):
+        Q.misconception("other")
 
 
 def test_partial_credit_per_case():
@@ -158,4 +241,4 @@ def test_every_registered_question_passes_its_own_reference():
         for hidden in (False, True):
             res = C.evaluate(q.id, q.reference, hidden=hidden)
             assert res.status == C.PASSED, f"{q.id}: {res.message}"
-            assert res.total >= 3, f"{q.id}: too few cases"
+            assert res.total >= (1 if q.kind in registry.NUMBER_KINDS else 3), f"{q.id}: too few cases"

@@ -49,6 +49,8 @@ def notebook(cells: list, extra: list[str] = ()) -> nbformat.NotebookNode:
 
 
 SOLVED, UNFILLED = "solutions", "exercises"
+FIRST = registry.for_sheet(SHEET)[0]  # the question whose registered misconception a student makes
+MISTAKE = FIRST.misconceptions[0].name
 
 
 def hostile_batch(tmp: Path, listener_port: int) -> dict[str, tuple]:
@@ -118,6 +120,10 @@ def hostile_batch(tmp: Path, listener_port: int) -> dict[str, tuple]:
             "threading.Thread(target=_spam, daemon=True).start()\n"
             "def relu(x):\n    return x.clamp(min=0)",
         ], "ok", ("at most", POINTS["relu"])),
+        "misconception": (SOLVED, [
+            f"from course_lib import questions as _q\n_wrong = _q.get({FIRST.id!r}).misconception({MISTAKE!r}).wrong\n"
+            f"def {FIRST.func_name}(*args, **kwargs):\n    return _wrong(*args, **kwargs)",
+        ], "ok", ("at most", MAX - FIRST.points / len(FIRST.cases(hidden=True)))),
         "background_thread": (SOLVED, [
             "import threading\nstate = {'n': 0}\ndef _busy():\n    while True:\n        state['n'] += 1\n"
             "threading.Thread(target=_busy).start()",
@@ -267,7 +273,7 @@ def test_no_student_process_survives(graded):
 def test_feedback_never_reveals_reference_values_or_hidden_inputs(graded):
     plan = graded["plan"]
     text = (graded["out"] / "feedback" / "wrong.md").read_text()
-    assert "## 01.2" in text and "Hint:" in text
+    assert "## 01.2" in text and "Hint 1 of" in text
     def revealing(v: float) -> str | None:
         text_v = f"{v:.6g}"
         return text_v if len(text_v.lstrip("-").replace(".", "")) >= 4 else None  # skip 1, 0.5, ...
@@ -279,6 +285,17 @@ def test_feedback_never_reveals_reference_values_or_hidden_inputs(graded):
             for v in values:
                 shown = revealing(v)
                 assert shown is None or shown not in text, f"feedback shows {shown} from question {q.id}"
+
+
+def test_feedback_names_the_misconception_and_shows_the_first_hint_tier_only(graded):
+    text = (graded["out"] / "feedback" / "misconception.md").read_text()
+    section = text.split(f"## {FIRST.id} ", 1)[1].split("\n## ", 1)[0]
+    assert f"This looks like {MISTAKE}: {FIRST.misconception(MISTAKE).why}" in section
+    assert f"Hint 1 of {len(FIRST.hints)}: {FIRST.hints[0]}" in section
+    assert "Hint 2 of" not in text and FIRST.hints[1] not in text
+    res = json.loads((graded["out"] / "results" / "misconception.json").read_text())
+    others = [q for q in res["questions"] if q["id"] != FIRST.id]
+    assert all(q["status"] == "passed" for q in others) and all("This looks like" not in q["feedback"] for q in others)
 
 
 def test_instructor_tests_are_added_to_hidden_cases(graded):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from course_lib import questions as registry
-from course_lib.check import compare, describe_inputs, to_plain
+from course_lib.check import compare, describe_inputs, diagnose, hints_text, misconception_text, to_plain
 from course_lib.grade import gradebook, sandbox
 from course_lib.grade.submission import Submission, UnreadableNotebook, code_cells, digest
 from course_lib.questions import Case, Question
@@ -94,6 +94,15 @@ def _load_npy(path: Path) -> torch.Tensor:
     return torch.from_numpy(array.copy(order="C"))  # (np.ascontiguousarray would turn shape () into (1,))
 
 
+def _diagnose_quietly(q: Question, failing: List[Tuple[Case, Tuple[torch.Tensor, ...]]]) -> Any:
+    """:func:`course_lib.check.diagnose` in the grader's own process on plain data the child
+    wrote: only the registry's functions run here. Any trouble means "no diagnosis"."""
+    try:
+        return diagnose(q, failing)
+    except Exception:
+        return None
+
+
 def score(plan: Plan, run: sandbox.ChildRun) -> List[Dict[str, Any]]:
     """Per-question points from what the child wrote, judged against the plan's references."""
     entries: Dict[Tuple[int, int], Dict[str, Any]] = {}
@@ -104,6 +113,7 @@ def score(plan: Plan, run: sandbox.ChildRun) -> List[Dict[str, Any]]:
     for qi, q in enumerate(plan.questions):
         n = len(plan.cases[qi])
         passed, first, kinds = 0, None, set()
+        failing: List[Tuple[Case, Tuple[torch.Tensor, ...]]] = []  # wrong values, for naming the misconception
         for ci in range(n):
             e = entries.get((qi, ci))
             if e is None:
@@ -122,6 +132,8 @@ def score(plan: Plan, run: sandbox.ChildRun) -> List[Dict[str, Any]]:
                         raise ValueError("bad output count")
                     got = tuple(_load_npy(run.out_dir / f"{qi}_{ci}_{k}.npy") for k in range(count))
                     problem = compare(plan.expected[qi][ci], got, q.atol, q.rtol)
+                    if problem is not None:
+                        failing.append((plan.cases[qi][ci], got))
                 except (OSError, ValueError, TypeError) as err:
                     problem = f"its output could not be read back as plain numbers ({type(err).__name__})"
             kinds.add(kind)
@@ -137,7 +149,9 @@ def score(plan: Plan, run: sandbox.ChildRun) -> List[Dict[str, Any]]:
             status, feedback = "passed", f"All {n} cases passed."
         else:
             status = "failed"
-            feedback = f"Passed {passed} of {n} cases. First mismatch: {first}\n\nHint: {q.hint}"
+            found = _diagnose_quietly(q, failing)
+            named = f"\n\n{misconception_text(found)}" if found else ""
+            feedback = f"Passed {passed} of {n} cases.{named}\n\nFirst mismatch: {first}\n\n{hints_text(q, 1, indent='')}"
         results.append(
             {
                 "id": q.id,

@@ -2,9 +2,12 @@
 
 A :class:`Question` says which function the student writes (``func_name``), how
 many points it is worth, how to generate inputs (:attr:`Question.make_cases`),
-the reference implementation from ``course_lib``, the tolerance and a hint. The
-in-notebook :func:`course_lib.check.check` and the batch grader both read
-questions from here, so a question is defined exactly once.
+the reference implementation from ``course_lib``, the tolerance, two or three
+hint tiers (idea -> shapes -> near-code nudge, never the answer) and the typical
+mistakes (:class:`Misconception`: a function computing the wrong variant plus the
+idea it gets wrong). The in-notebook :func:`course_lib.check.check`, the batch
+grader and the tests all read questions from here, so a question and what can go
+wrong with it are defined exactly once.
 
 Questions are declared per chapter in modules ``chNN_*.py`` of this package,
 each with a module-level list ``QUESTIONS``. Importing this package does not
@@ -16,7 +19,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -45,6 +48,31 @@ def default_call(func: Callable[..., Any], case: Case) -> Any:
     return func(*case.args, **case.kwargs)
 
 
+KINDS = ("implement", "derive", "investigate", "debug", "predict")
+"""What a question asks for: ``implement`` a function whose maths the sheet states;
+``derive`` a result the sheet does not print (a gradient, a formula) and implement it;
+``investigate`` by measuring or experimenting and answer with a number; ``debug`` a
+given listing (find and fix the bug); ``predict`` a shape or value before running."""
+
+NUMBER_KINDS = ("investigate", "predict")
+"""Kinds whose answer may be a single value (one case, a function without arguments)."""
+
+
+@dataclass(frozen=True)
+class Misconception:
+    """A typical wrong answer to a question and the idea behind it.
+
+    ``name`` is a short label ("sum instead of mean"); ``why`` explains the idea the
+    mistake gets wrong, in words, without giving the fix in code; ``wrong`` computes
+    the wrong variant with the reference's signature. When a student's output matches
+    ``wrong``'s on the failing cases, the check says "This looks like <name>: <why>".
+    """
+
+    name: str
+    why: str
+    wrong: Callable[..., Any]
+
+
 @dataclass(frozen=True)
 class Question:
     """A graded question.
@@ -54,6 +82,10 @@ class Question:
     for the grader. ``call(func, case)`` runs a function on a case and returns
     its output (tensors, numbers, or tuples of them). The student's output must
     match ``call(reference, case)`` within ``atol``/``rtol``.
+
+    ``kind`` says what the question asks for (see :data:`KINDS`). ``hints`` are two or three tiers, shown one more per failed attempt: the idea,
+    then the shapes, then a near-code nudge; none gives the answer. ``misconceptions``
+    are the typical wrong answers (at least two), recognised by name in feedback.
     """
 
     id: str
@@ -63,12 +95,35 @@ class Question:
     points: int
     reference: Callable[..., Any]
     make_cases: Callable[[torch.Generator, bool], List[Case]]
-    hint: str
+    hints: Tuple[str, ...]
+    misconceptions: Tuple[Misconception, ...] = ()
+    kind: str = "implement"
     atol: float = 1e-10
     rtol: float = 1e-7
     call: Callable[[Callable[..., Any], Case], Any] = default_call
     public_seed: int = 0
     hidden_seed: int = 1234
+
+    def __post_init__(self) -> None:
+        if isinstance(self.hints, str) or not self.hints or not all(isinstance(h, str) and h for h in self.hints):
+            raise TypeError(f"question {self.id}: hints must be a non-empty tuple of strings (tiers), got {self.hints!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"question {self.id}: kind must be one of {KINDS}, got {self.kind!r}")
+        object.__setattr__(self, "hints", tuple(self.hints))
+        object.__setattr__(self, "misconceptions", tuple(self.misconceptions))
+
+    @property
+    def hint(self) -> str:
+        """The first hint tier (the one the grader's feedback shows)."""
+        return self.hints[0]
+
+    def misconception(self, name: str) -> Misconception:
+        """The registered misconception called ``name``; a clear KeyError otherwise."""
+        for m in self.misconceptions:
+            if m.name == name:
+                return m
+        known = ", ".join(repr(m.name) for m in self.misconceptions) or "none"
+        raise KeyError(f"question {self.id} has no misconception {name!r}; known: {known}")
 
     def cases(self, hidden: bool = False, seed: Optional[int] = None) -> List[Case]:
         """Generate this question's cases (public or hidden) from a seeded generator."""
