@@ -14,11 +14,14 @@
 # <a href="https://colab.research.google.com/github/nn-from-scratch/course/blob/main/notebooks/00_how_to_use.ipynb" target="_parent"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"/></a>
 #
 # This course builds deep learning from the ground up: a single neuron, then layers, losses,
-# backpropagation and optimisers, later convolutions, recurrent networks and Transformers. Every
-# idea is **written from scratch** in a small library, `course_lib`, **checked numerically against
-# PyTorch**, and **shown in an interactive figure** you can play with. This first notebook explains
-# how the pieces fit together: where to run the notebooks, the few tensor facts every chapter
-# relies on, how to read the library's code, and how exercises give you instant feedback.
+# backpropagation and optimisers, then convolution, pooling and a convolutional network trained end
+# to end (chapters 01–07). Recurrent networks, attention and Transformers are planned for later
+# chapters (section 5 lists what exists and what is coming). Every idea is **written from
+# scratch** in a small library, `course_lib`, **checked numerically against PyTorch**, and **shown
+# in an interactive figure** you can play with. This first notebook explains how the pieces fit
+# together: where to run the notebooks, the few tensor facts every chapter relies on, how to read
+# the library's code, how exercises give you instant feedback, and where the course's topics come
+# from.
 
 # %% tags=["setup"]
 # Setup. On Colab this installs course_lib from the course repository (Colab keeps its own
@@ -166,12 +169,54 @@ check("01.1", linear_forward)
 layer = use("01.1", linear_forward)
 
 # %% [markdown]
+# ## 5. Where the topics come from: two source articles
+#
+# The course grew out of two short articles written in Chinese. They are not reproduced in this
+# repository, and they carry no author or date, so the course names them by their subject:
+#
+# * **the talent article**, working title *The talent needed, and how to train it, in the era of
+#   large AI models as a service*. It surveys forward propagation, loss functions,
+#   backpropagation, optimisers, convolution and pooling, recurrent networks, the Transformer and
+#   evaluation metrics, prints four PyTorch listings (a training loop, a CNN, an RNN, a
+#   Transformer), and discusses what large models cost in compute, parameters and data.
+# * **the employment article**, working title *The social impact of large AI models: artificial
+#   intelligence and employment*. It covers CNNs, the gates of LSTM and GRU cells and
+#   self-attention, prints three listings (a CNN, an LSTM classifier, an encoder-decoder
+#   Transformer), and closes on how large models affect jobs.
+#
+# The articles name the topics; the course teaches each of them from scratch and checks it against
+# PyTorch. **Their listings contain bugs**, and the chapters repair them one at a time: chapter 04
+# repairs the talent article's training loop (it iterates over a `dataloader` that is never
+# defined); chapter 06 measures why the employment article's CNN flattens the wrong size
+# (`64 * 5 * 5`, where 28×28 images leave 7×7 feature maps); chapter 07 repairs the CNNs of both
+# articles. The talent article's RNN and Transformer and the employment article's Transformer,
+# which fail as printed, are left to the planned chapters on sequences and attention. **Their reference lists are no better:** the talent
+# article's 47 numbered entries mix real, correctly cited works with real works under wrong
+# authors, venues or identifiers, and with works that could not be found at all; the employment
+# article has no reference list. An appendix, [The two source articles and their
+# references](../docs/source_articles.md), examines every entry and gives the correct citation
+# where one exists. Whenever a chapter quotes an article, it says which of the two it means.
+#
+# **What exists and what is coming.**
+#
+# | chapters | topic | status |
+# |---|---|---|
+# | 00–07 | how to use the course, forward propagation, losses, backpropagation, optimisation, convolution, pooling, a CNN end to end | written |
+# | 08 | training deep networks, initialisation among its topics | planned, next |
+# | 09–10 | recurrent networks and backpropagation through time; LSTM and GRU | planned |
+# | 11–13 | attention, Transformers, a small GPT | planned |
+# | 14–16 | serving and scaling models | planned |
+# | 17 | a capstone project | planned |
+
+# %% [markdown]
 # ## Summary
 #
 # - Run the notebooks locally (`make lab`), on Colab or on Binder; everything is offline and seeded.
 # - Shapes come first: $X \in \mathbb{R}^{N\times D_{in}}$, $W \in \mathbb{R}^{D_{out}\times D_{in}}$, $Y = XW^\top \in \mathbb{R}^{N\times D_{out}}$.
 # - Library code is shown with `show_source`, never copied; bad input raises a `ShapeError` that names the function and both shapes.
 # - Exercises: write the function, run `check("NN.k", fn)`, read the verdict and the hint.
+# - The topics come from two source articles, *the talent article* and *the employment article*; their listings contain bugs that the chapters repair, and [the appendix](../docs/source_articles.md) checks every reference they give.
+# - Chapters 00–07 exist; recurrent networks, attention and Transformers are planned (08–17).
 #
 # Next: **01 · Forward propagation**. Key terms of every chapter, with their Chinese names, are in
 # `docs/glossary.md`.
