@@ -495,9 +495,10 @@ compare("global average of a circularly shifted map vs of the map", pool.global_
 #
 # ## Exercises
 #
-# Open `exercises/06_pooling.ipynb`: write max pooling and average pooling, forward and backward,
-# with ties, overlapping windows and padding. At the end your functions become layers of a small
-# CNN that learns the digits.
+# Open `exercises/06_pooling.ipynb`: write max pooling and average pooling, forward and backward
+# (deriving the two gradients yourself), with ties, overlapping windows and padding; then predict
+# how many features the talent article's CNN flattens for an image of any size, before running it.
+# At the end your functions become layers of a small CNN that learns the digits.
 #
 # ## References
 #

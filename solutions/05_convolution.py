@@ -14,14 +14,19 @@
 # Student sheet: <a href="https://colab.research.google.com/github/nn-from-scratch/course/blob/main/exercises/05_convolution.ipynb" target="_parent"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"/></a>
 # · with solutions: [solutions/05_convolution.ipynb](https://colab.research.google.com/github/nn-from-scratch/course/blob/main/solutions/05_convolution.ipynb)
 #
-# Five functions from the lecture `notebooks/05_convolution.ipynb`: the output-size formula, a
-# convolution layer written with loops, `im2col`, and the two gradients of a convolution. Replace
-# each `raise NotImplementedError(...)` with your code and run the `check(...)` cell below it: it
-# compares your function with the course's reference on several inputs and tells you the first
-# mismatch. Write them with indexing, slicing, `*`, `sum`, `reshape` and `torch.zeros`; do **not**
-# call `F.conv2d`, `F.unfold`, `F.fold` or `course_lib.conv` (the point is to write them yourself).
-# Loops over output positions are fine. All tensors are `float64`; convolutions here have no
-# dilation and no groups. At the end your functions learn an edge filter from examples.
+# Five functions around the lecture `notebooks/05_convolution.ipynb`: the output size of a
+# convolution (which you derive), a convolution layer written with loops, `im2col`, and the two
+# gradients of a convolution, which you derive yourself: the sheet states what each function
+# receives and returns, not the formula. Replace each `raise NotImplementedError(...)` with your
+# code and run the `check(...)` cell below it: it compares your function with the course's
+# reference on several inputs, names the typical mistake your answer looks like when it
+# recognises one, and otherwise reports the first mismatch. Each failed check shows one more hint
+# (from the idea, to the shapes, to a nudge towards the code); `hint("05.4")` shows the next one
+# without checking. Write the functions with indexing, slicing, `*`, `sum`, `reshape` and
+# `torch.zeros`; do **not** call `F.conv2d`, `F.conv_transpose2d`, `F.unfold`, `F.fold`,
+# autograd or `course_lib.conv` (the point is to work them out yourself). Loops over output
+# positions are fine. All tensors are `float64`; convolutions here have no dilation (except in
+# 05.1) and no groups. At the end your functions learn an edge filter from examples.
 #
 # Conventions (as in PyTorch): `x` is `(N, C_in, H, W)`, `weight` is `(C_out, C_in, kH, kW)`,
 # `bias` is `(C_out,)` or `None`, and the output is `(N, C_out, H_out, W_out)`.
@@ -39,22 +44,24 @@ import torch
 import torch.nn.functional as F  # only to compare with, at the end
 
 from course_lib import data
-from course_lib.check import check, use
+from course_lib.check import check, hint, use
 from course_lib.device import seed_everything
 
 seed_everything(0)
 torch.set_num_threads(1)  # small tensors: one thread is faster
 
 # %% [markdown]
-# ## 05.1 Output size
+# ## 05.1 Output size (derive it)
 #
-# Along one axis, an input of `size` pixels, zero-padded by `padding` on both sides, is read by a
-# kernel of `kernel_size` taps spaced `dilation` apart (it spans $d(k-1)+1$ pixels), moved
-# `stride` pixels at a time. The number of positions is
+# Along one axis, an input of `size` pixels is zero-padded by `padding` pixels at **both** ends.
+# A kernel of `kernel_size` taps, with neighbouring taps `dilation` pixels apart, is laid on the
+# padded input with its first tap at position 0, then moved `stride` pixels at a time; a position
+# counts only if every tap falls inside the padded input. How many positions are there?
 #
-# $$H_{out} = \left\lfloor \frac{H + 2p - d(k-1) - 1}{s} \right\rfloor + 1 .$$
-#
-# Return it as an `int`. (All cases here are valid: the dilated kernel fits into the padded input.)
+# Work it out on paper first: draw a row of 8 pixels and a 3-tap kernel with stride 2, then add
+# padding, then spread the taps apart. Write the count as a formula in `size`, `kernel_size`,
+# `stride`, `padding` and `dilation`, and return it as an `int`. (Every case here is valid: the
+# kernel fits into the padded input at least once.)
 
 # %%
 def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
@@ -76,8 +83,8 @@ check("05.1", conv_output_size)
 # where $X^{pad}$ is $X$ with `padding` zeros added on all four sides, $s$ is the stride and
 # $H_{out}$, $W_{out}$ are given by your formula of 05.1 (with dilation 1). This is a
 # **cross-correlation**, like `F.conv2d`: the kernel is *not* flipped. Loops over the output
-# positions $(i, j)$ (and over $o$ if you like) are fine; the window `xp[:, :, s*i : s*i+kH, s*j : s*j+kW]`
-# has shape `(N, C_in, kH, kW)`. `bias` may be `None`.
+# positions $(i, j)$ (and over $o$ if you like) are fine, as long as each step handles the whole
+# batch. `bias` may be `None`.
 
 # %%
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias=None, stride: int = 1, padding: int = 0) -> torch.Tensor:
@@ -139,17 +146,15 @@ def im2col(x: torch.Tensor, kernel_size, stride: int = 1, padding: int = 0) -> t
 check("05.3", im2col)
 
 # %% [markdown]
-# ## 05.4 Gradient with respect to the weight
+# ## 05.4 Gradient with respect to the weight (derive it)
 #
-# Given the upstream gradient $G = \partial L/\partial Y$ of shape `(N, C_out, H_out, W_out)`, each
-# weight $W_{o,c,u,v}$ multiplied the pixel $X^{pad}_{n,c,\,s i+u,\,s j+v}$ for every sample $n$
-# and every output position $(i, j)$, so
-#
-# $$\frac{\partial L}{\partial W_{o,c,u,v}} = \sum_{n}\sum_{i}\sum_{j} G_{n,o,i,j}\;
-# X^{pad}_{n,c,\,s i+u,\,s j+v} .$$
-#
-# It is a cross-correlation of the input with the upstream gradient. Return a tensor of the
-# weight's shape `(C_out, C_in, kH, kW)`.
+# Let $Y$ be the output of your `conv2d` (05.2) for an input $X$, and let $L$ be some loss computed
+# from $Y$. You receive the upstream gradient $G = \partial L/\partial Y$, of $Y$'s shape
+# `(N, C_out, H_out, W_out)`, the input `x` `(N, C_in, H, W)`, the kernel size `(kH, kW)`, the
+# stride and the padding. Derive $\partial L/\partial W_{o,c,u,v}$ from the definition of 05.2
+# with the chain rule, then implement it. Start from one weight: which products in the sum of
+# 05.2 contain it, for which $n$, $i$, $j$, and what does it multiply there? The bias does not
+# change the answer. Return a tensor of the weight's shape `(C_out, C_in, kH, kW)`.
 
 # %%
 def conv2d_grad_weight(grad_out: torch.Tensor, x: torch.Tensor, kernel_size, stride: int = 1, padding: int = 0) -> torch.Tensor:
@@ -174,31 +179,35 @@ def conv2d_grad_weight(grad_out: torch.Tensor, x: torch.Tensor, kernel_size, str
 check("05.4", conv2d_grad_weight)
 
 # %% [markdown]
-# ## 05.5 Gradient with respect to the input (stride 1)
+# ## 05.5 Gradient with respect to the input, with stride (derive it)
 #
-# With stride 1, output $(i, j)$ read the padded pixels $(i+u, j+v)$, so it sends
-# $G_{n,o,i,j}\,W_{o,c,u,v}$ back to each of them:
+# Same setting as 05.4, now for the input: you receive $G = \partial L/\partial Y$
+# `(N, C_out, H_out, W_out)`, the weight `(C_out, C_in, kH, kW)`, the input's size
+# `input_size = (H, W)`, the stride and the padding. Derive $\partial L/\partial X$ and return it
+# with the input's shape `(N, C_in, H, W)`. Think about three things:
 #
-# $$\frac{\partial L}{\partial X^{pad}_{n,c,a,b}} = \sum_{o}\sum_{u}\sum_{v} G_{n,o,\,a-u,\,b-v}\; W_{o,c,u,v}$$
+# * which outputs a given input pixel contributed to, and through which weights;
+# * what the zero padding, which is not part of the input, does to the gradient;
+# * why `input_size` is passed in at all: with stride 2, inputs of 6 and of 7 pixels both give
+#   3 outputs for a 3-tap kernel. What is the gradient of a pixel that no window read?
 #
-# (terms with $a-u$ or $b-v$ outside the output are zero). Accumulate these contributions into a
-# tensor of the padded input's shape `(N, C_in, H + 2p, W + 2p)` with $H = H_{out} + k_H - 1 - 2p$,
-# then cut `padding` pixels off every side: the padding is not part of the input. (The same sum is
-# a full convolution of $G$ with the kernel flipped in both axes; the lecture shows both.)
+# Loops over the output positions are fine.
 
 # %%
-def conv2d_grad_input(grad_out: torch.Tensor, weight: torch.Tensor, padding: int = 0) -> torch.Tensor:
-    """grad_out (N, C_out, H_out, W_out), weight (C_out, C_in, kH, kW), stride 1 -> (N, C_in, H, W)."""
+def conv2d_grad_input(grad_out: torch.Tensor, weight: torch.Tensor, input_size, stride: int = 1,
+                      padding: int = 0) -> torch.Tensor:
+    """grad_out (N, C_out, H_out, W_out), weight (C_out, C_in, kH, kW), input_size (H, W) -> dL/dx (N, C_in, H, W)."""
     ### BEGIN SOLUTION 05.5
     N, C_out, H_out, W_out = grad_out.shape
     _, C_in, kH, kW = weight.shape
-    grad_xp = torch.zeros(N, C_in, H_out + kH - 1, W_out + kW - 1, dtype=grad_out.dtype)
+    H, W = input_size
+    grad_xp = torch.zeros(N, C_in, H + 2 * padding, W + 2 * padding, dtype=grad_out.dtype)
     for i in range(H_out):
         for j in range(W_out):
-            g = grad_out[:, :, i, j]  # (N, C_out)
-            grad_xp[:, :, i:i + kH, j:j + kW] += (g[:, :, None, None, None] * weight[None]).sum(dim=1)
-    H, W = H_out + kH - 1 - 2 * padding, W_out + kW - 1 - 2 * padding
-    return grad_xp[:, :, padding:padding + H, padding:padding + W]
+            top, left = stride * i, stride * j  # where the window of output (i, j) starts
+            per_tap = grad_out[:, :, i, j].reshape(N, C_out, 1, 1, 1) * weight  # (N, C_out, C_in, kH, kW)
+            grad_xp[:, :, top:top + kH, left:left + kW] += per_tap.sum(dim=1)
+    return grad_xp[:, :, padding:padding + H, padding:padding + W]  # rows no window read keep 0
     ### END SOLUTION
 
 
@@ -213,7 +222,8 @@ check("05.5", conv2d_grad_input)
 # we start from a zero kernel and run gradient descent on the mean squared error
 # $L = \frac{1}{2M}\sum (\hat Y - Y)^2$ over all $M$ output pixels. The forward pass is im2col plus
 # one matrix product, the gradient comes from your `conv2d_grad_weight`, and both are first
-# checked against PyTorch. The learned kernel should come out as the Sobel kernel.
+# checked against PyTorch (the input gradient also with stride 3 and a stride remainder). The
+# learned kernel should come out as the Sobel kernel.
 
 # %%
 my_conv2d = use("05.2", conv2d)
@@ -239,12 +249,17 @@ xs, ws = torch.randn(2, 3, 6, 6, dtype=torch.float64, requires_grad=True), torch
 ys = F.conv2d(xs, ws, padding=1)
 gs = torch.randn_like(ys)
 ys.backward(gs)
+x7 = torch.randn(2, 3, 7, 9, dtype=torch.float64, requires_grad=True)  # stride 3: the last column is never read
+y7 = F.conv2d(x7, ws, stride=3, padding=1)
+g7 = torch.randn_like(y7)
+(grad_x7,) = torch.autograd.grad(y7, x7, g7)
 with torch.no_grad():
     errors = {
         "loops conv2d vs F.conv2d": (my_conv2d(xs, ws, None, 1, 1) - ys).abs().max(),
         "im2col conv2d vs F.conv2d": (fast_conv2d(xs, ws, padding=1) - ys).abs().max(),
         "grad_weight vs autograd": (my_grad_weight(gs, xs, (3, 3), 1, 1) - ws.grad).abs().max(),
-        "grad_input vs autograd": (my_grad_input(gs, ws, padding=1) - xs.grad).abs().max(),
+        "grad_input vs autograd": (my_grad_input(gs, ws, (6, 6), stride=1, padding=1) - xs.grad).abs().max(),
+        "grad_input vs autograd, stride 3": (my_grad_input(g7, ws, (7, 9), stride=3, padding=1) - grad_x7).abs().max(),
     }
 for name, err in errors.items():
     print(f"{name}: max abs difference {float(err):.1e}")

@@ -14,16 +14,21 @@
 # Student sheet: <a href="https://colab.research.google.com/github/nn-from-scratch/course/blob/main/exercises/06_pooling.ipynb" target="_parent"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"/></a>
 # · with solutions: [solutions/06_pooling.ipynb](https://colab.research.google.com/github/nn-from-scratch/course/blob/main/solutions/06_pooling.ipynb)
 #
-# Four functions from the lecture `notebooks/06_pooling.ipynb`: max pooling and average pooling,
-# each forward and backward. Replace each `raise NotImplementedError(...)` with your code and run
-# the `check(...)` cell below it: it compares your function with the course's reference on
-# several inputs, edge cases included (the default stride, overlapping windows, padding, ties),
-# and tells you the first mismatch. Use plain tensor operations (slicing, `.amax`, `.sum`,
-# `.argmax`, `torch.full`, `torch.zeros`), not `torch.nn.functional` or `course_lib.pool`: the
-# point is to write them yourself. A Python loop over the output positions $(i, j)$ is fine
-# (work on all $N \cdot C$ planes at once inside it).
+# Max pooling and average pooling from the lecture `notebooks/06_pooling.ipynb`, each forward
+# and backward (the two backward passes you derive yourself: the sheet states what each function
+# receives and returns, not the gradient), and a prediction: how many numbers a published CNN
+# hands to its first linear layer. Replace each `raise NotImplementedError(...)` with your code
+# and run the `check(...)` cell below it: it compares your function with the course's reference
+# on several inputs, edge cases included (the default stride, overlapping windows, padding,
+# ties), names the typical mistake your answer looks like when it recognises one, and otherwise
+# reports the first mismatch. Each failed check shows one more hint (from the idea, to the
+# shapes, to a nudge towards the code); `hint("06.2")` shows the next one without checking. Use
+# plain tensor operations (slicing, `.amax`, `.sum`, `.argmax`, `torch.full`, `torch.zeros`), not
+# `torch.nn.functional`, autograd or `course_lib.pool`: the point is to work them out yourself. A
+# Python loop over the output positions $(i, j)$ is fine (work on all $N \cdot C$ planes at once
+# inside it).
 #
-# In every case `x` is a `float64` tensor of shape $(N, C, H, W)$ and `kernel_size` $k$,
+# In 06.1–06.4 `x` is a `float64` tensor of shape $(N, C, H, W)$ and `kernel_size` $k$,
 # `stride` $s$ and `padding` $p$ are ints, with $p \le k/2$ and the same values along both axes.
 # As in PyTorch, **`stride` defaults to `kernel_size`**. The output has shape
 # $(N, C, H_{out}, W_{out})$ with
@@ -46,7 +51,7 @@ if "google.colab" in sys.modules:
 import torch
 
 from course_lib import data
-from course_lib.check import check, use
+from course_lib.check import check, hint, use
 from course_lib.device import seed_everything
 
 seed_everything(0)
@@ -81,19 +86,17 @@ def max_pool2d(x: torch.Tensor, kernel_size: int, stride: int | None = None, pad
 check("06.1", max_pool2d)
 
 # %% [markdown]
-# ## 06.2 The gradient of max pooling
+# ## 06.2 The gradient of max pooling (derive it)
 #
-# Within a window, $y_{n,c,i,j}$ *is* one of the inputs, the maximum, so its upstream gradient
-# $\partial L / \partial y_{n,c,i,j}$ (`grad_out`, shape $(N, C, H_{out}, W_{out})$) goes to that
-# input and to no other. When several elements of a window tie for the maximum, PyTorch picks
-# **the first one in row-major order** (row by row, left to right); do the same
-# (`torch.argmax` on the flattened window returns the first maximum). An element that is the
-# maximum of several overlapping windows receives the **sum** of their gradients:
+# Let $y$ = `max_pool2d(x, kernel_size, stride, padding)` and let $L$ be some loss computed from
+# $y$. You receive the upstream gradient `grad_out` $= \partial L / \partial y$, of shape
+# $(N, C, H_{out}, W_{out})$, and the input `x`. Derive $\partial L / \partial x$ and return it
+# with `x`'s shape. Ask, for one input element: if it grew by a tiny $\varepsilon$, which outputs
+# would change, and by how much? Mind the windows that overlap (stride < kernel) and the padding.
 #
-# $$\frac{\partial L}{\partial x_{n,c,u,v}} = \sum_{(i, j):\ \text{the max of window } (i, j) \text{ is } (u, v)}
-# \frac{\partial L}{\partial y_{n,c,i,j}} .$$
-#
-# Return a tensor of `x`'s shape (cut the padding off).
+# One convention you cannot derive: where several elements of a window tie for the maximum, the
+# maximum has no derivative, and PyTorch gives the window's whole gradient to **the first of them
+# in row-major order** (row by row, left to right). Do the same.
 
 # %%
 def max_pool2d_backward(grad_out: torch.Tensor, x: torch.Tensor, kernel_size: int, stride: int | None = None,
@@ -157,16 +160,13 @@ def avg_pool2d(x: torch.Tensor, kernel_size: int, stride: int | None = None, pad
 check("06.3", avg_pool2d)
 
 # %% [markdown]
-# ## 06.4 The gradient of average pooling
+# ## 06.4 The gradient of average pooling (derive it)
 #
-# $y_{n,c,i,j}$ depends on every element of its window with the same weight $1/d_{ij}$, so every
-# element of window $(i, j)$ receives $\frac{1}{d_{ij}} \partial L/\partial y_{n,c,i,j}$, and an
-# element in several windows the sum:
-#
-# $$\frac{\partial L}{\partial x_{n,c,u,v}} = \sum_{(i, j):\ (u, v) \in \text{window } (i, j)}
-# \frac{1}{d_{ij}} \frac{\partial L}{\partial y_{n,c,i,j}} .$$
-#
-# Only the shape of `x` matters here, not its values. Return a tensor of `x`'s shape.
+# Same setting for $y$ = `avg_pool2d(x, kernel_size, stride, padding, count_include_pad)`: you
+# receive `grad_out` $= \partial L / \partial y$ $(N, C, H_{out}, W_{out})$ and `x`; return
+# $\partial L / \partial x$ with `x`'s shape. Write $y_{n,c,i,j}$ out as a sum with its divisor
+# $d_{ij}$ and differentiate it with respect to one input element. Does the answer depend on
+# the values of `x`?
 
 # %%
 def avg_pool2d_backward(grad_out: torch.Tensor, x: torch.Tensor, kernel_size: int, stride: int | None = None,
@@ -191,6 +191,75 @@ def avg_pool2d_backward(grad_out: torch.Tensor, x: torch.Tensor, kernel_size: in
 
 # %%
 check("06.4", avg_pool2d_backward)
+
+# %% [markdown]
+# ## 06.5 Predict: what reaches the linear layer?
+#
+# The talent article (the course's source article on the talent needed, and how to train it, in
+# the era of large models as a service) prints this CNN for colour images (its layers and the
+# start of its forward pass):
+#
+# ```python
+# self.conv1 = nn.Conv2d(3, 6, 5)
+# self.pool = nn.MaxPool2d(2, 2)
+# self.conv2 = nn.Conv2d(6, 16, 5)
+# self.fc1 = nn.Linear(16 * 5 * 5, 120)
+# ...
+# x = self.pool(F.relu(self.conv1(x)))
+# x = self.pool(F.relu(self.conv2(x)))
+# x = x.view(-1, 16 * 5 * 5)
+# ```
+#
+# `16 * 5 * 5` is written for one image size. Predict, with pencil and paper and without running
+# the layers, how many numbers `x.view` must produce per image for a colour image of any `height`
+# × `width`, and write that prediction as a function. You may use the output-size rule you
+# derived in 05.1 (`Conv2d(3, 6, 5)` has a 5×5 kernel, stride 1, no padding; `MaxPool2d(2, 2)`
+# has 2×2 windows and stride 2). The cell after the check measures the real layers.
+
+# %%
+def lenet_features(height: int, width: int) -> int:
+    """The number of features per image after the second pooling layer of the network above."""
+    ### BEGIN SOLUTION 06.5
+    features = 16  # the second convolution's output channels
+    for size in (height, width):
+        for _ in range(2):
+            size = size - 5 + 1  # 5 x 5 convolution, no padding: one position per fitting offset
+            size = size // 2  # 2 x 2 pooling, stride 2: an odd last row is dropped
+        features *= size
+    return features
+    ### END SOLUTION
+
+
+# %%
+check("06.5", lenet_features)
+
+# %% [markdown]
+# Now the measurement: the same layers on images of zeros (no weights are trained; only shapes
+# matter), against your prediction (or the reference, if yours does not pass yet). The last line
+# shows what the hard-coded `16 * 5 * 5` does with a batch of 25 images of 28×28 pixels.
+
+# %%
+predict_features = use("06.5", lenet_features)
+torch.manual_seed(0)
+layers = torch.nn.Sequential(
+    torch.nn.Conv2d(3, 6, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2, 2),
+    torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2, 2),
+)
+measured = {}
+with torch.no_grad():
+    for hw in ((32, 32), (28, 28), (33, 33), (64, 48)):
+        measured[hw] = layers(torch.zeros(1, 3, *hw)).numel()
+        print(f"{hw[0]}x{hw[1]}: measured {measured[hw]}, predicted {predict_features(*hw)}")
+    batch = layers(torch.zeros(25, 3, 28, 28))
+    rows = batch.view(-1, 16 * 5 * 5).shape[0]
+print(f"25 images of 28x28 through x.view(-1, 16 * 5 * 5): {rows} rows, no error")
+
+# %% [markdown]
+# Only the size the network was written for gives 400 features. For 28×28 images the view does
+# not even fail: 25 images of 256 features are 6,400 numbers, which it silently regroups into
+# 16 rows of 400, each mixing parts of different images. A shape mismatch that raises is the
+# lucky case; `x.flatten(1)`, which keeps the batch axis, turns this one into an error at the
+# linear layer.
 
 # %% [markdown]
 # ## Putting them to work: a small CNN with your pooling layers

@@ -157,6 +157,16 @@ def test_question_declarations_are_validated():
         Q.misconception("other")
 
 
+def test_a_single_value_is_never_given_away_by_the_size_of_its_error():
+    expected = (torch.tensor(375.0, dtype=torch.float64),)
+    for got in (torch.tensor(0.0, dtype=torch.float64), torch.tensor([2.5], dtype=torch.float64).reshape(())):
+        message = C.compare(expected, (got,), atol=1e-10, rtol=1e-7)
+        assert "differs from the expected one" in message and "375" not in message and "372.5" not in message
+    message = C.compare((torch.tensor(7),), (torch.tensor(5),), atol=0, rtol=0)
+    assert message == "output: the value differs from the expected one"
+    assert "max abs error" in C.compare((torch.zeros(2),), (torch.ones(2),), atol=0, rtol=0)  # tensors keep the size
+
+
 def test_partial_credit_per_case():
     res = verdict(lambda x, k=2.0: x * k if x.numel() != 1 else x)
     assert res.status == C.FAILED and res.passed == 2 and res.points == pytest.approx(2.0)

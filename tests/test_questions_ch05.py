@@ -10,11 +10,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from course_lib import questions
 from course_lib.check import FAILED, PASSED, evaluate
 from question_suite import QuestionSuite
 
 SHEET = "05_convolution"
 IDS = ["05.1", "05.2", "05.3", "05.4", "05.5"]
+
+
+def wrong(qid, name):
+    """The registered misconception ``name`` of question ``qid``."""
+    return questions.get(qid).misconception(name).wrong
 
 
 # --- correct answers written differently from the reference -----------------------------
@@ -51,96 +57,18 @@ def grad_weight_unfold_einsum(grad_out, x, kernel_size, stride=1, padding=0):
     return grad.reshape(grad_out.shape[1], x.shape[1], *kernel_size)
 
 
-def grad_input_transposed_conv(grad_out, weight, padding=0):
-    return F.conv_transpose2d(grad_out, weight, padding=padding)
+def grad_input_transposed_conv(grad_out, weight, input_size, stride=1, padding=0):
+    """A transposed convolution; output_padding restores the rows and columns no window read."""
+    extra = tuple(h + 2 * padding - (stride * (o - 1) + k) for h, o, k in zip(input_size, grad_out.shape[2:], weight.shape[2:]))
+    return F.conv_transpose2d(grad_out, weight, stride=stride, padding=padding, output_padding=extra)
 
 
 CORRECT = {"05.1": size_by_counting, "05.2": conv2d_shift_and_add, "05.3": im2col_tensor_unfold,
            "05.4": grad_weight_unfold_einsum, "05.5": grad_input_transposed_conv}
 
 
-# --- typical mistakes -----------------------------------------------------------------
-def conv2d_variant(kind):
-    def conv2d(x, weight, bias=None, stride=1, padding=0):
-        w = weight.flip(2, 3) if kind == "flipped kernel (a true convolution)" else weight
-        s = 1 if kind == "stride ignored" else stride
-        p = 0 if kind == "padding ignored" else padding
-        b = None if kind == "bias ignored" else bias
-        return F.conv2d(x, w, b, stride=s, padding=p)
-
-    return conv2d
-
-
-def im2col_variant(kind):
-    def im2col(x, kernel_size, stride=1, padding=0):
-        kH, kW = kernel_size
-        patches = F.pad(x, (padding,) * 4).unfold(2, kH, stride).unfold(3, kW, stride)  # (N, C, Ho, Wo, kH, kW)
-        n, c, h_out, w_out = patches.shape[:4]
-        if kind == "layout transposed: (N, L, C*kH*kW)":
-            return patches.permute(0, 2, 3, 1, 4, 5).reshape(n, h_out * w_out, c * kH * kW)
-        if kind == "rows ordered (u, v, c) instead of (c, u, v)":
-            return patches.permute(0, 4, 5, 1, 2, 3).reshape(n, c * kH * kW, h_out * w_out)
-        if kind == "kernel rows and columns swapped (v before u)":
-            return patches.permute(0, 1, 5, 4, 2, 3).reshape(n, c * kH * kW, h_out * w_out)
-        # "columns ordered column-major over the output (j before i)"
-        return patches.permute(0, 1, 4, 5, 3, 2).reshape(n, c * kH * kW, h_out * w_out)
-
-    return im2col
-
-
-def grad_weight_variant(kind):
-    def grad_weight(grad_out, x, kernel_size, stride=1, padding=0):
-        if kind == "no sum over the batch (sample 0 only)":
-            grad_out, x = grad_out[:1], x[:1]
-        g = grad_weight_unfold_einsum(grad_out, x, kernel_size, stride, 0 if kind == "padding ignored" else padding)
-        if kind == "mean over the batch instead of the sum":
-            g = g / x.shape[0]
-        if kind == "flipped (a convolution instead of a correlation)":
-            g = g.flip(2, 3)
-        return g
-
-    return grad_weight
-
-
-def grad_input_variant(kind):
-    def grad_input(grad_out, weight, padding=0):
-        if kind == "kernel not flipped":
-            k = weight.shape[2:]
-            full = F.pad(grad_out, (k[1] - 1, k[1] - 1, k[0] - 1, k[0] - 1))
-            g = F.conv2d(full, weight.transpose(0, 1))  # correlation with the unflipped kernel
-            h, w = g.shape[2] - 2 * padding, g.shape[3] - 2 * padding
-            return g[:, :, padding:padding + h, padding:padding + w]
-        if kind == "padding not removed":
-            return F.conv_transpose2d(grad_out, weight)
-        # "padding removed from one side only"
-        g = F.conv_transpose2d(grad_out, weight)
-        return g[:, :, 2 * padding:, 2 * padding:]
-
-    return grad_input
-
-
-WRONG = {
-    "05.1": {
-        "missing + 1": lambda size, kernel_size, stride=1, padding=0, dilation=1: (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride,
-        "dilation ignored": lambda size, kernel_size, stride=1, padding=0, dilation=1: (size + 2 * padding - kernel_size) // stride + 1,
-        "ceil instead of floor": lambda size, kernel_size, stride=1, padding=0, dilation=1: math.ceil((size + 2 * padding - dilation * (kernel_size - 1) - 1) / stride) + 1,
-        "padding on one side only": lambda size, kernel_size, stride=1, padding=0, dilation=1: (size + padding - dilation * (kernel_size - 1) - 1) // stride + 1,
-    },
-    "05.2": {kind: conv2d_variant(kind) for kind in
-             ["flipped kernel (a true convolution)", "padding ignored", "stride ignored", "bias ignored"]},
-    "05.3": {kind: im2col_variant(kind) for kind in
-             ["layout transposed: (N, L, C*kH*kW)", "rows ordered (u, v, c) instead of (c, u, v)",
-              "kernel rows and columns swapped (v before u)", "columns ordered column-major over the output (j before i)"]},
-    "05.4": {kind: grad_weight_variant(kind) for kind in
-             ["no sum over the batch (sample 0 only)", "mean over the batch instead of the sum",
-              "flipped (a convolution instead of a correlation)", "padding ignored"]},
-    "05.5": {kind: grad_input_variant(kind) for kind in
-             ["kernel not flipped", "padding not removed", "padding removed from one side only"]},
-}
-
-
 class TestQuestions(QuestionSuite):
-    """Accepts the reference and CORRECT, rejects WRONG; solutions pass, exercises are not attempted."""
+    """Accepts the reference and CORRECT, names every misconception; solutions pass, exercises are not attempted."""
 
 
 def test_float_sizes_count_but_wrong_values_do_not():
@@ -149,16 +77,36 @@ def test_float_sizes_count_but_wrong_values_do_not():
 
 
 def test_failure_messages_point_at_the_problem():
-    msg = evaluate("05.1", WRONG["05.1"]["dilation ignored"]).message
-    assert "passed 5 of 7" in msg and "case 4 of 7 (dilation 2" in msg
-    msg = evaluate("05.2", WRONG["05.2"]["padding ignored"]).message
+    msg = evaluate("05.1", wrong("05.1", "dilation ignored")).message
+    assert "passed 5 of 7" in msg and "case 4 of 7 (dilation 3" in msg
+    msg = evaluate("05.2", wrong("05.2", "padding ignored")).message
     assert "case 3 of 7 (padding=1" in msg and "expected (1, 2, 4, 4) float64, got (1, 2, 2, 2) float64" in msg
-    msg = evaluate("05.3", WRONG["05.3"]["rows ordered (u, v, c) instead of (c, u, v)"]).message
+    msg = evaluate("05.3", wrong("05.3", "rows ordered (u, v, c) instead of (c, u, v)")).message
     assert "case 2 of 6 (3 channels" in msg
-    msg = evaluate("05.4", WRONG["05.4"]["no sum over the batch (sample 0 only)"]).message
+    msg = evaluate("05.4", wrong("05.4", "no sum over the batch (sample 0 only)")).message
     assert "case 2 of 6 (batch of 3" in msg
-    msg = evaluate("05.5", lambda grad_out, weight, padding=0: None).message
+    msg = evaluate("05.5", lambda grad_out, weight, input_size, stride=1, padding=0: None).message
     assert "forget to `return`" in msg
+
+
+def test_05_5_includes_stride_and_a_stride_remainder():
+    cases = questions.get("05.5").cases()
+    assert {c.kwargs["stride"] for c in cases} >= {1, 2, 3}
+    remainders = [c for c in cases if any((h + 2 * c.kwargs["padding"] - k) % c.kwargs["stride"]
+                                          for h, k in zip(c.args[2], c.args[1].shape[2:]))]
+    assert remainders, "05.5 needs a public case whose last rows are read by no window"
+    msg = evaluate("05.5", wrong("05.5", "stride ignored")).message
+    assert "This looks like stride ignored" in msg
+
+
+def test_derivations_are_not_printed_on_the_sheet():
+    from helpers import ROOT
+
+    text = (ROOT / "exercises" / f"{SHEET}.py").read_text(encoding="utf-8")
+    prompt = lambda qid, nxt: text[text.index(f"## {qid}"):text.index(nxt)]
+    assert "\\rfloor" not in prompt("05.1", "def conv_output_size")
+    for qid, func in (("05.4", "def conv2d_grad_weight"), ("05.5", "def conv2d_grad_input")):
+        assert "\\sum" not in prompt(qid, func), f"{qid} prints the gradient it asks for"
 
 
 @pytest.mark.parametrize("sheet", ["solution_sheet", "exercise_sheet"])
