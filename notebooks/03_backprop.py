@@ -434,9 +434,10 @@ print(f"best central error {min(central):.1e} at eps = {epsilons[central.index(m
 #
 # ## Exercises
 #
-# Open `exercises/03_backprop.ipynb`: write multiplication and `tanh` for `Value` with their
-# backward passes, the backward pass of a linear layer, a numerical gradient, and the backward
-# pass of softmax. Each comes with an instant check.
+# Open `exercises/03_backprop.ipynb`: write multiplication for `Value`, derive the backward steps
+# of `tanh`, of a linear layer and of softmax yourself (the sheet does not print them), write a
+# numerical gradient, and use it to find and fix the bugs in a hand-written backward pass. Each
+# comes with an instant check that names the typical mistake it recognises.
 #
 # ## References
 #

@@ -569,8 +569,10 @@ print(f"SGD with lr=0.1, momentum=0.9: training accuracy {history_momentum.accur
 # ## Exercises
 #
 # Open `exercises/04_optimization.ipynb`: write one gradient-descent step, PyTorch's SGD with
-# momentum and Nesterov, one Adam step with bias correction, the warm-up + cosine schedule and
-# a training step. Each comes with an instant check.
+# momentum and Nesterov, one Adam step (deriving its bias correction), the warm-up + cosine
+# schedule; find and fix the bugs in a training step; and measure the largest stable learning rate
+# of gradient descent on a quadratic, then compare it with section 1's bound. Each comes with an
+# instant check.
 #
 # ## References
 #

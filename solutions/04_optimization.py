@@ -14,14 +14,20 @@
 # Student sheet: <a href="https://colab.research.google.com/github/nn-from-scratch/course/blob/main/exercises/04_optimization.ipynb" target="_parent"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"/></a>
 # · with solutions: [solutions/04_optimization.ipynb](https://colab.research.google.com/github/nn-from-scratch/course/blob/main/solutions/04_optimization.ipynb)
 #
-# Five short functions from the lecture `notebooks/04_optimization.ipynb`: one step of gradient
-# descent, one step of PyTorch's SGD with momentum, one step of Adam, a learning-rate schedule and
-# one training step. Replace each `raise NotImplementedError(...)` with your code and run the
-# `check(...)` cell below it: it compares your function with the course's reference on several
-# inputs and tells you the first mismatch. Write the update rules with plain tensor arithmetic
-# (`+`, `*`, `/`, `**`, `torch.sqrt`), not with `torch.optim` or `course_lib.optim`: the point is
-# to write them yourself. **Return new tensors; do not modify the arguments in place.** All
-# tensors are `float64`. At the end, your functions train a small network together.
+# Six exercises on the lecture `notebooks/04_optimization.ipynb`: one step of gradient descent, one
+# step of PyTorch's SGD with momentum, one step of Adam whose **bias correction you derive**, a
+# learning-rate schedule, a training step with **two bugs to find and fix**, and a **measurement**:
+# the largest learning rate at which gradient descent still converges on a given quadratic.
+#
+# Replace each `raise NotImplementedError(...)` with your code and run the `check(...)` cell below
+# it: it compares your function with the course's reference on several inputs and tells you the
+# first mismatch. When your answer looks like a typical mistake, the check names it and says which
+# idea it gets wrong; each further failure shows one more hint, and `hint("04.3")` (with any
+# question's number) asks for the next hint without running the check. Write the update rules with
+# plain tensor arithmetic (`+`, `*`, `/`, `**`, `torch.sqrt`), not with `torch.optim` or
+# `course_lib.optim`: the point is to write them yourself. **Return new tensors; do not modify the
+# arguments in place.** All tensors are `float64`. At the end, your functions train a small
+# network together.
 
 # %% tags=["setup"]
 # Setup. On Colab this installs course_lib from the course repository (Colab keeps its own
@@ -37,19 +43,18 @@ import math
 import torch
 
 from course_lib import data
-from course_lib.check import check, use
+from course_lib.check import check, hint, use
 from course_lib.device import seed_everything
 
 seed_everything(0)
 torch.set_num_threads(1)  # tiny tensors: one thread is faster
 
 # %% [markdown]
-# ## 04.1 One gradient-descent step
+# ## 04.1 One gradient-descent step (1 point)
 #
-# For a parameter tensor $\theta$ and the gradient $g = \nabla L(\theta)$ of the same shape, one
-# step of gradient descent with learning rate $\eta$ is
-#
-# $$\theta_{\text{new}} = \theta - \eta\, g .$$
+# Write one step of gradient descent: given a parameter tensor $\theta$, the gradient
+# $g = \nabla L(\theta)$ of the same shape and a learning rate $\eta$, return the parameters after
+# the step.
 
 # %%
 def gd_step(param: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:
@@ -63,7 +68,7 @@ def gd_step(param: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:
 check("04.1", gd_step)
 
 # %% [markdown]
-# ## 04.2 SGD with momentum, as PyTorch does it
+# ## 04.2 SGD with momentum, as PyTorch does it (2 points)
 #
 # `torch.optim.SGD(params, lr, momentum, dampening, weight_decay, nesterov)` updates each
 # parameter with a momentum buffer $b$ (same shape as $\theta$) like this:
@@ -96,22 +101,22 @@ def sgd_step(param: torch.Tensor, grad: torch.Tensor, buf, lr: float, momentum: 
 check("04.2", sgd_step)
 
 # %% [markdown]
-# ## 04.3 One Adam step
+# ## 04.3 One Adam step: derive the bias correction (2 points)
 #
-# With the running moments $m, v$ (same shape as $\theta$, zeros before the first step) and the
-# number $t$ of this step (**$t = 1$ on the first step**):
+# Adam keeps two running averages per parameter, $m$ of the gradients and $v$ of their squares,
+# both **zero before the first step**. At step $t$ ($t = 1$ on the first step), with gradient $g$:
 #
-# $$\begin{aligned}
-# g &\leftarrow g + \lambda\,\theta, \qquad
-# m_{\text{new}} = \beta_1 m + (1-\beta_1)\, g, \qquad
-# v_{\text{new}} = \beta_2 v + (1-\beta_2)\, g \odot g, \\
-# \hat m &= \frac{m_{\text{new}}}{1 - \beta_1^{\,t}}, \qquad
-# \hat v = \frac{v_{\text{new}}}{1 - \beta_2^{\,t}}, \qquad
-# \theta_{\text{new}} = \theta - \eta\, \frac{\hat m}{\sqrt{\hat v} + \epsilon} .
-# \end{aligned}$$
+# $$g \leftarrow g + \lambda\,\theta, \qquad
+# m_t = \beta_1 m_{t-1} + (1-\beta_1)\, g, \qquad
+# v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g \odot g, \qquad
+# \theta_{\text{new}} = \theta - \eta\, \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon} .$$
 #
-# Return `(new_param, new_m, new_v)`; the moments are returned *without* bias correction (the
-# next step continues from them). Mind where $\epsilon$ goes: outside the square root.
+# Because they start at zero, $m_t$ and $v_t$ are too small in the first steps. $\hat m_t$ and
+# $\hat v_t$ correct that by dividing each by a factor that depends on $t$ and $\beta$.
+# **Derive the factors**: suppose every gradient so far was the same $g$ and write $m_t$ as a
+# multiple of $g$ (and $v_t$ as a multiple of $g \odot g$); the corrected values should be $g$ and
+# $g \odot g$ exactly. Then write `adam_step`, returning `(new_param, new_m, new_v)` with the
+# moments $m_t, v_t$ **without** correction (the next step continues from them).
 
 # %%
 def adam_step(param: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: int,
@@ -133,16 +138,19 @@ def adam_step(param: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch
 check("04.3", adam_step)
 
 # %% [markdown]
-# ## 04.4 Warm-up, then cosine decay
+# ## 04.4 Warm-up, then cosine decay (1 point)
 #
-# For step $s = 0, 1, 2, \dots$ of a training run of $T$ steps (`total_steps`) with $W$ warm-up
-# steps (`warmup_steps`, $0 \le W < T$):
+# A training run has $T$ steps (`total_steps`), numbered $s = 0, 1, 2, \dots$, and $W$ warm-up
+# steps (`warmup_steps`, $0 \le W < T$). The schedule:
 #
-# $$\eta_s = \begin{cases} \eta_{\max}\, \dfrac{s + 1}{W} & s < W \\[2mm]
-# \eta_{\min} + \dfrac{\eta_{\max} - \eta_{\min}}{2}\left(1 + \cos(\pi p_s)\right),\quad
-# p_s = \min\!\left(1, \dfrac{s - W}{T - W}\right) & s \ge W \end{cases}$$
+# * during the warm-up ($s < W$) the rate rises linearly: step $s$ uses the fraction $(s+1)/W$
+#   of `base_lr`, so the first step is not wasted and step $W-1$ reaches `base_lr`;
+# * from step $W$ to step $T$ it follows half a period of a cosine, from `base_lr` at $s = W$
+#   down to `min_lr` at $s = T$;
+# * after step $T$ it stays at `min_lr`.
 #
-# Return a Python float. The check evaluates your function at every step $0, \dots, T+2$.
+# Write the formula for the cosine part yourself and return a Python float. The check evaluates
+# your function at every step $0, \dots, T+2$.
 
 # %%
 def warmup_cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int = 0, min_lr: float = 0.0) -> float:
@@ -160,13 +168,46 @@ def warmup_cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: 
 check("04.4", warmup_cosine_lr)
 
 # %% [markdown]
-# ## 04.5 One training step
+# ## 04.5 Find and fix the bugs in a training step (2 points)
 #
-# Given a `model` (any function of a batch `X`), a `loss_fn(output, y)`, an `optimizer` with
-# `zero_grad()` and `step()` (a `torch.optim` one or one of `course_lib.optim`) and a batch,
-# do one training step: forget the old gradients, compute the loss, backpropagate, update.
-# Return the loss **before** the update as a Python float. The check calls your function three
-# times in a row on a small network and compares the three losses and the final weights.
+# `train_step(model, loss_fn, optimizer, X, y)` should do one optimisation step on the batch
+# `(X, y)` and return the batch loss **before** the update as a Python float. `model` returns raw
+# class scores (logits), `loss_fn` is `torch.nn.functional.cross_entropy`, and `optimizer` has
+# `zero_grad()` and `step()` (a `torch.optim` one or one of `course_lib.optim`). Here is a
+# version that runs without an error but has **two bugs**. The cell trains a small network on the
+# two-moons data with it: watch the loss it reports and the accuracy, and compare them with the
+# same run after the check below, which uses your corrected version.
+
+# %%
+def train_step_buggy(model, loss_fn, optimizer, X: torch.Tensor, y: torch.Tensor) -> float:
+    probs = torch.softmax(model(X), dim=1)  # the model's class probabilities
+    loss = loss_fn(probs, y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def try_train_step(step_fn, steps: int = 200) -> None:
+    """Train a fresh 2-16-2 tanh network on 200 moons with SGD (lr 0.1, momentum 0.9) using step_fn."""
+    from course_lib import optim
+
+    Xm, ym = data.moons(200, noise=0.1, dtype=torch.float64)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).to(torch.float64)
+    sgd = optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    for s in range(steps):
+        reported = step_fn(net, torch.nn.functional.cross_entropy, sgd, Xm, ym)
+        if s % 50 == 0 or s == steps - 1:
+            with torch.no_grad():
+                acc = float((net(Xm).argmax(dim=1) == ym).double().mean())
+            print(f"step {s:3d}  reported loss {reported:.3f}  accuracy {acc:.3f}")
+
+
+try_train_step(train_step_buggy)
+
+# %% [markdown]
+# Write the corrected `train_step`. The check calls it three times in a row on a small network
+# and compares the three losses and the final weights.
 
 # %%
 def train_step(model, loss_fn, optimizer, X: torch.Tensor, y: torch.Tensor) -> float:
@@ -182,6 +223,58 @@ def train_step(model, loss_fn, optimizer, X: torch.Tensor, y: torch.Tensor) -> f
 
 # %%
 check("04.5", train_step)
+
+# %% [markdown]
+# The same training run with your corrected step (or the reference, if yours does not pass yet):
+
+# %%
+try_train_step(use("04.5", train_step))
+
+# %% [markdown]
+# ## 04.6 Measure the largest stable learning rate (1 point)
+#
+# Gradient descent on the quadratic loss
+#
+# $$f(\theta) = \tfrac12\, \theta^\top A\, \theta, \qquad \nabla f(\theta) = A\,\theta, \qquad \theta \in \mathbb{R}^2,$$
+#
+# with the matrix `A` below converges to the minimum $\theta = 0$ for small learning rates and
+# diverges for large ones. **Find the boundary by experiment**, to within 1%: run gradient descent
+# (your `gd_step`) from $\theta_0 = (1, 1)$ at different learning rates and search for the rate
+# where the behaviour changes. Return it as a number from `largest_stable_lr()` (the function may
+# run your experiment, or return the number you found). Then explain the number with the lecture's
+# one-dimensional rule: which direction of this two-dimensional quadratic limits the rate?
+
+# %%
+A = torch.tensor([[5.0, 2.0], [2.0, 2.0]], dtype=torch.float64)
+theta0 = torch.tensor([1.0, 1.0], dtype=torch.float64)
+step = use("04.1", gd_step)
+
+
+def quadratic_grad(theta: torch.Tensor) -> torch.Tensor:
+    """The gradient A theta of f(theta) = 1/2 theta^T A theta."""
+    return A @ theta
+
+
+# %%
+def largest_stable_lr() -> float:
+    """The learning rate above which gradient descent on f diverges (within 1%)."""
+    ### BEGIN SOLUTION 04.6
+    def converges(lr: float, steps: int = 500) -> bool:
+        theta = theta0.clone()
+        for _ in range(steps):
+            theta = step(theta, quadratic_grad(theta), lr)
+        return bool(theta.norm() < theta0.norm())  # False for inf and NaN too
+
+    low, high = 0.0, 2.0  # converges at the low end, diverges at the high end
+    for _ in range(20):
+        mid = (low + high) / 2
+        low, high = (mid, high) if converges(mid) else (low, mid)
+    return low
+    ### END SOLUTION
+
+
+# %%
+check("04.6", largest_stable_lr)
 
 # %% [markdown]
 # ## Putting them to work

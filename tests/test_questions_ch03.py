@@ -7,12 +7,13 @@ import math
 
 import torch
 
+from course_lib import questions
 from course_lib.check import evaluate
 from course_lib.engine import Value
 from question_suite import QuestionSuite
 
 SHEET = "03_backprop"
-QIDS = ["03.1", "03.2", "03.3", "03.4", "03.5"]
+QIDS = ["03.1", "03.2", "03.3", "03.4", "03.5", "03.6"]
 
 
 def status(qid, fn, hidden=False):
@@ -32,70 +33,12 @@ def mul_via_local_grads(a, b):  # correct, written differently: local derivative
     return out
 
 
-def mul_overwrites(a, b):  # `=` instead of `+=`
-    out = Value(a.data * b.data, (a, b), "*")
-
-    def back():
-        a.grad = b.data * out.grad
-        b.grad = a.data * out.grad
-
-    out._backward = back
-    return out
-
-
-def mul_swapped(a, b):  # each input gets its own value instead of the other factor
-    out = Value(a.data * b.data, (a, b), "*")
-
-    def back():
-        a.grad += a.data * out.grad
-        b.grad += b.data * out.grad
-
-    out._backward = back
-    return out
-
-
-def mul_forgets_out_grad(a, b):
-    out = Value(a.data * b.data, (a, b), "*")
-
-    def back():
-        a.grad += b.data
-        b.grad += a.data
-
-    out._backward = back
-    return out
-
-
-def mul_without_children(a, b):  # the graph is cut: backward never reaches a and b
-    return Value(a.data * b.data)
-
-
 # --- 03.2 value_tanh -------------------------------------------------------------------
 def tanh_from_exp(a):  # correct: composed of Value operations, autograd does the rest
     e = (a * 2).exp() if a.data < 20 else None
     if e is None:
         return a.tanh()
     return (e - 1) / (e + 1)
-
-
-def tanh_input_derivative(a):  # 1 - a^2 instead of 1 - t^2
-    t = math.tanh(a.data)
-    out = Value(t, (a,), "tanh")
-    out._backward = lambda: setattr(a, "grad", a.grad + (1 - a.data**2) * out.grad)
-    return out
-
-
-def tanh_overwrites(a):
-    t = math.tanh(a.data)
-    out = Value(t, (a,), "tanh")
-    out._backward = lambda: setattr(a, "grad", (1 - t * t) * out.grad)
-    return out
-
-
-def tanh_forgets_out_grad(a):
-    t = math.tanh(a.data)
-    out = Value(t, (a,), "tanh")
-    out._backward = lambda: setattr(a, "grad", a.grad + (1 - t * t))
-    return out
 
 
 def tanh_returns_float(a):
@@ -105,18 +48,6 @@ def tanh_returns_float(a):
 # --- 03.3 linear_backward --------------------------------------------------------------
 def linear_einsum(dy, x, W):
     return torch.einsum("no,oi->ni", dy, W), torch.einsum("no,ni->oi", dy, x), torch.einsum("no->o", dy)
-
-
-def linear_transposed_dW(dy, x, W):
-    return dy @ W, x.T @ dy, dy.sum(0)
-
-
-def linear_db_not_summed(dy, x, W):
-    return dy @ W, dy.T @ x, dy
-
-
-def linear_db_mean(dy, x, W):
-    return dy @ W, dy.T @ x, dy.mean(0)
 
 
 # --- 03.4 numerical_grad ---------------------------------------------------------------
@@ -131,41 +62,6 @@ def numgrad_loop_copies(f, x, eps=1e-6):  # correct: a fresh copy per evaluation
     return out.reshape(x.shape) if out.is_contiguous() else out
 
 
-def numgrad_forward(f, x, eps=1e-6):
-    x = x.clone()
-    g = torch.zeros_like(x)
-    f0 = float(f(x))
-    for i in range(x.numel()):
-        xp = x.clone()
-        xp.view(-1)[i] += eps
-        g.view(-1)[i] = (float(f(xp)) - f0) / eps
-    return g
-
-
-def numgrad_no_half(f, x, eps=1e-6):
-    x = x.clone()
-    g = torch.zeros_like(x)
-    for i in range(x.numel()):
-        xp, xm = x.clone(), x.clone()
-        xp.view(-1)[i] += eps
-        xm.view(-1)[i] -= eps
-        g.view(-1)[i] = (float(f(xp)) - float(f(xm))) / eps
-    return g
-
-
-def numgrad_ignores_eps(f, x, eps=1e-6):
-    return numgrad_loop_copies(f, x, 1e-6)
-
-
-def numgrad_autograd(f, x, eps=1e-6):  # the exact gradient is not what was asked
-    x = x.detach().clone().requires_grad_(True)
-    y = f(x)
-    if not isinstance(y, torch.Tensor):
-        raise TypeError("f returned a Python float")
-    y.backward()
-    return x.grad
-
-
 # --- 03.5 softmax_backward -------------------------------------------------------------
 def softmax_jacobian(dy, y, dim=-1):  # correct: the full Jacobian, slice by slice
     yd, dyd = y.movedim(dim, -1), dy.movedim(dim, -1)
@@ -174,16 +70,12 @@ def softmax_jacobian(dy, y, dim=-1):  # correct: the full Jacobian, slice by sli
     return dx.movedim(-1, dim)
 
 
-def softmax_diagonal_only(dy, y, dim=-1):
-    return dy * y * (1 - y)
-
-
-def softmax_last_dim_always(dy, y, dim=-1):
-    return y * (dy - (dy * y).sum(dim=-1, keepdim=True))
-
-
-def softmax_no_y_factor(dy, y, dim=-1):
-    return dy - (dy * y).sum(dim=dim, keepdim=True)
+# --- 03.6 mlp_backward -----------------------------------------------------------------
+def mlp_by_autograd(X, y, W1, b1, W2, b2):  # correct: let autograd differentiate the loss
+    params = [p.detach().clone().requires_grad_(True) for p in (W1, b1, W2, b2)]
+    logits = torch.tanh(X @ params[0].T + params[1]) @ params[2].T + params[3]
+    torch.nn.functional.cross_entropy(logits, y).backward()
+    return tuple(p.grad for p in params)
 
 
 CORRECT = {
@@ -192,22 +84,45 @@ CORRECT = {
     "03.3": linear_einsum,
     "03.4": numgrad_loop_copies,
     "03.5": softmax_jacobian,
+    "03.6": mlp_by_autograd,
 }
-WRONG = {
-    "03.1": {"mul_overwrites": mul_overwrites, "mul_swapped": mul_swapped, "mul_forgets_out_grad": mul_forgets_out_grad, "mul_without_children": mul_without_children},
-    "03.2": {"tanh_input_derivative": tanh_input_derivative, "tanh_overwrites": tanh_overwrites, "tanh_forgets_out_grad": tanh_forgets_out_grad, "tanh_returns_float": tanh_returns_float},
-    "03.3": {"linear_transposed_dW": linear_transposed_dW, "linear_db_not_summed": linear_db_not_summed, "linear_db_mean": linear_db_mean},
-    "03.4": {"numgrad_forward": numgrad_forward, "numgrad_no_half": numgrad_no_half, "numgrad_ignores_eps": numgrad_ignores_eps, "numgrad_autograd": numgrad_autograd},
-    "03.5": {"softmax_diagonal_only": softmax_diagonal_only, "softmax_last_dim_always": softmax_last_dim_always, "softmax_no_y_factor": softmax_no_y_factor},
-}
-
-
 def test_failure_messages_are_helpful():
-    msg = evaluate("03.3", linear_db_not_summed).message
+    msg = evaluate("03.3", questions.get("03.3").misconception("bias gradient not summed over the batch").wrong).message
     assert "output 2: expected (" in msg and "got (" in msg
+    assert "This looks like bias gradient not summed over the batch" in msg
     msg = evaluate("03.2", tanh_returns_float).message
     assert "should return a Value, got float" in msg
 
 
+def test_sheet_ids_and_kinds():
+    qs = questions.for_sheet(SHEET)
+    assert [q.id for q in qs] == QIDS
+    assert {q.id: q.kind for q in qs} == {"03.1": "implement", "03.2": "derive", "03.3": "derive",
+                                          "03.4": "implement", "03.5": "derive", "03.6": "debug"}
+
+
+def test_the_sheets_buggy_listing_is_the_registered_one(solution_sheet):
+    """03.6: the listing students debug is the registered misconception "the listing unchanged",
+    its two bugs are the two other misconceptions, and the sheet's loss is the one the reference differentiates."""
+    q = questions.get("03.6")
+    listing = q.misconception("the listing unchanged").wrong
+    for case in q.cases() + q.cases(hidden=True):
+        for got, want in zip(solution_sheet["mlp_backward_buggy"](*case.args), listing(*case.args)):
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+        for got, want in zip(mlp_by_autograd(*case.args), q.reference(*case.args)):
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    X, y, *params = q.cases()[0].args
+    loss = solution_sheet["mlp_loss"](X, y, *params)
+    logits = torch.tanh(X @ params[0].T + params[1]) @ params[2].T + params[3]
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, y))
+
+
+def test_buggy_listing_is_caught_only_where_its_bugs_show():
+    """With N = 1 the missing 1/N is invisible; the public cases include one such batch."""
+    res = evaluate("03.6", questions.get("03.6").misconception("sum instead of mean over the batch").wrong)
+    assert 0 < res.passed < res.total
+
+
 class TestQuestions(QuestionSuite):
-    """Accepts the reference and CORRECT, rejects WRONG; solutions pass, exercises are not attempted."""
+    """Accepts the reference and CORRECT, rejects the registered misconceptions by name;
+    solutions pass, exercises are not attempted."""

@@ -9,12 +9,13 @@ import math
 import pytest
 import torch
 
-from course_lib import optim
+from course_lib import optim, questions
+from course_lib.questions import ch04_optim
 from course_lib.check import evaluate
 from question_suite import QuestionSuite
 
 SHEET = "04_optimization"
-IDS = ["04.1", "04.2", "04.3", "04.4", "04.5"]
+IDS = ["04.1", "04.2", "04.3", "04.4", "04.5", "04.6"]
 
 
 # --- correct answers written differently from the reference -----------------------------
@@ -53,145 +54,62 @@ def train_step_zero_grad_late(model, loss_fn, optimizer, X, y):
     return float(loss.detach())
 
 
+def stable_lr_by_hand():
+    """2 / lambda_max from the characteristic polynomial of the sheet's 2 x 2 matrix A."""
+    (a, b), (_, d) = ch04_optim.QUADRATIC_A
+    lam_max = (a + d) / 2 + math.sqrt(((a - d) / 2) ** 2 + b * b)
+    return torch.tensor(2 / lam_max, dtype=torch.float32)  # any real number is accepted
+
+
 CORRECT = {"04.1": gd_add, "04.2": sgd_torch_style, "04.3": adam_torch_style, "04.4": schedule_cos_squared,
-           "04.5": train_step_zero_grad_late}
+           "04.5": train_step_zero_grad_late, "04.6": stable_lr_by_hand}
 
 
-# --- typical mistakes -----------------------------------------------------------------
-def sgd_dampened_first_buffer(param, grad, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
-    g = grad + weight_decay * param
-    buf = (1 - dampening) * g if buf is None else momentum * buf + (1 - dampening) * g  # buffer from zeros
-    return param - lr * (g + momentum * buf if nesterov else buf), buf
+def wrong(qid, name):
+    return questions.get(qid).misconception(name).wrong
 
-
-def sgd_ignores_nesterov(param, grad, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
-    return sgd_torch_style(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov=False)
-
-
-def sgd_decay_after_momentum(param, grad, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
-    buf = grad if buf is None else momentum * buf + (1 - dampening) * grad
-    d = grad + momentum * buf if nesterov else buf
-    return param - lr * (d + weight_decay * param), buf
-
-
-def sgd_lr_in_velocity(param, grad, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
-    g = grad + weight_decay * param
-    velocity = lr * g if buf is None else momentum * buf + lr * g  # Sutskever-style velocity
-    return param - (lr * g + momentum * velocity if nesterov else velocity), velocity
-
-
-def _adam(param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, *, correct=True, t_shift=0, eps_inside=False,
-          decoupled=False, return_hats=False):
-    g = grad if decoupled else grad + weight_decay * param
-    m = beta1 * m + (1 - beta1) * g
-    v = beta2 * v + (1 - beta2) * g * g
-    m_hat = m / (1 - beta1 ** (t + t_shift)) if correct else m
-    v_hat = v / (1 - beta2 ** (t + t_shift)) if correct else v
-    denom = torch.sqrt(v_hat + eps) if eps_inside else torch.sqrt(v_hat) + eps
-    new = param - lr * m_hat / denom
-    if decoupled:
-        new = new - lr * weight_decay * param
-    return (new, m_hat, v_hat) if return_hats else (new, m, v)
-
-
-def adam_variant(**kind):
-    def adam(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
-        return _adam(param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, **kind)
-
-    return adam
-
-
-def schedule_variant(kind):
-    def schedule(step, total_steps, base_lr, warmup_steps=0, min_lr=0.0):
-        if step < warmup_steps:
-            return base_lr * (step if kind == "warm-up from 0" else step + 1) / warmup_steps
-        if kind == "cosine counts from step 0":
-            p = min(1.0, step / total_steps)
-        elif kind == "no clamp after total_steps":
-            p = (step - warmup_steps) / (total_steps - warmup_steps)
-        else:
-            p = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
-        low = 0.0 if kind == "forgets min_lr" else min_lr
-        return low + (base_lr - low) * (1 + math.cos(math.pi * p)) / 2
-
-    return schedule
-
-
-def train_step_no_zero_grad(model, loss_fn, optimizer, X, y):
-    loss = loss_fn(model(X), y)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
-
-
-def train_step_step_before_backward(model, loss_fn, optimizer, X, y):
-    optimizer.zero_grad()
-    loss = loss_fn(model(X), y)
-    optimizer.step()
-    loss.backward()
-    return loss.item()
-
-
-def train_step_loss_after_update(model, loss_fn, optimizer, X, y):
-    optimizer.zero_grad()
-    loss_fn(model(X), y).backward()
-    optimizer.step()
-    with torch.no_grad():
-        return loss_fn(model(X), y).item()
-
-
-def train_step_zero_grad_before_step(model, loss_fn, optimizer, X, y):
-    loss = loss_fn(model(X), y)
-    loss.backward()
-    optimizer.zero_grad()
-    optimizer.step()
-    return loss.item()
-
-
-WRONG = {
-    "04.1": {
-        "gradient ascent": lambda param, grad, lr: param + lr * grad,
-        "forgot the learning rate": lambda param, grad, lr: param - grad,
-        "steps by the sign only": lambda param, grad, lr: param - lr * grad.sign(),
-    },
-    "04.2": {
-        "first buffer dampened (started from zeros)": sgd_dampened_first_buffer,
-        "ignores nesterov": sgd_ignores_nesterov,
-        "weight decay added after the momentum": sgd_decay_after_momentum,
-        "learning rate inside the velocity": sgd_lr_in_velocity,
-    },
-    "04.3": {
-        "no bias correction": adam_variant(correct=False),
-        "t starting at 0 (corrects with t + 1)": adam_variant(t_shift=1),
-        "t off by one the other way (t - 1)": adam_variant(t_shift=-1),
-        "eps inside the square root": adam_variant(eps_inside=True),
-        "decoupled weight decay (AdamW)": adam_variant(decoupled=True),
-        "returns the bias-corrected moments": adam_variant(return_hats=True),
-    },
-    "04.4": {kind: schedule_variant(kind) for kind in
-             ["warm-up from 0", "cosine counts from step 0", "no clamp after total_steps", "forgets min_lr"]},
-    "04.5": {
-        "no zero_grad: gradients accumulate": train_step_no_zero_grad,
-        "step before backward": train_step_step_before_backward,
-        "returns the loss after the update": train_step_loss_after_update,
-        "zero_grad between backward and step": train_step_zero_grad_before_step,
-    },
-}
 
 
 class TestQuestions(QuestionSuite):
-    """Accepts the reference and CORRECT, rejects WRONG; solutions pass, exercises are not attempted."""
+    """Accepts the reference and CORRECT, rejects the registered misconceptions by name;
+    solutions pass, exercises are not attempted."""
 
 
 def test_failure_messages_point_at_the_problem():
-    msg = evaluate("04.3", WRONG["04.3"]["t starting at 0 (corrects with t + 1)"]).message
+    msg = evaluate("04.3", wrong("04.3", "t starting at 0 (corrects with t + 1)")).message
     assert "case 1 of 7 (first step t=1" in msg and "output 0" in msg
-    msg = evaluate("04.2", WRONG["04.2"]["first buffer dampened (started from zeros)"]).message
+    assert "This looks like t starting at 0" in msg
+    msg = evaluate("04.2", wrong("04.2", "first buffer dampened (started from zeros)")).message
     assert "dampening=0.5" in msg
-    msg = evaluate("04.5", WRONG["04.5"]["no zero_grad: gradients accumulate"]).message
+    msg = evaluate("04.5", wrong("04.5", "no zero_grad: gradients accumulate")).message
     assert "output 0: 1 of 3 value(s) differ" in msg  # the first loss is right, the later ones are not
     msg = evaluate("04.1", lambda param, grad, lr: None).message
     assert "forget to `return`" in msg
+
+
+def test_sheet_ids_and_kinds():
+    qs = questions.for_sheet(SHEET)
+    assert [q.id for q in qs] == IDS
+    assert {q.id: q.kind for q in qs} == {"04.1": "implement", "04.2": "implement", "04.3": "derive",
+                                          "04.4": "implement", "04.5": "debug", "04.6": "investigate"}
+
+
+def test_the_sheets_listing_and_quadratic_are_the_registered_ones(solution_sheet):
+    """04.5 debugs the registered listing; 04.6 measures on the registry's matrix."""
+    q = questions.get("04.5")
+    for case in q.cases():
+        got = q.call(solution_sheet["train_step_buggy"], case)
+        want = q.call(wrong("04.5", "the listing unchanged"), case)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=0, atol=0)
+    A = torch.tensor(ch04_optim.QUADRATIC_A, dtype=torch.float64)
+    assert torch.equal(solution_sheet["A"], A)
+    assert torch.linalg.eigvalsh(A).tolist() == pytest.approx([1.0, 6.0])
+
+
+def test_the_measured_stable_lr_is_close_to_the_theory(solution_sheet):
+    measured = solution_sheet["largest_stable_lr"]()
+    assert measured == pytest.approx(1 / 3, rel=1e-3)
 
 
 @pytest.mark.parametrize("sheet", ["solution_sheet", "exercise_sheet"])
