@@ -14,13 +14,19 @@
 # Student sheet: <a href="https://colab.research.google.com/github/nn-from-scratch/course/blob/main/exercises/02_losses.ipynb" target="_parent"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"/></a>
 # · with solutions: [solutions/02_losses.ipynb](https://colab.research.google.com/github/nn-from-scratch/course/blob/main/solutions/02_losses.ipynb)
 #
-# Six short functions, the ones the lecture `notebooks/02_losses.ipynb` builds: the mean squared
-# error and its gradient, the binary cross-entropy computed from logits, a numerically stable
-# log-softmax, the cross-entropy and its gradient. Replace each `raise NotImplementedError(...)`
-# with your code and run the `check(...)` cell below it: it compares your function with the
-# course's reference on several inputs, including nasty ones (logits of ±1000), and tells you the
-# first mismatch. Use plain tensor operations (`+`, `*`, `.sum`, `.mean`, `.max`, `torch.exp`,
-# `torch.log`, `torch.log1p`, indexing), not `torch.nn.functional` or `course_lib.losses`: the point
+# Seven questions on the lecture `notebooks/02_losses.ipynb`: the mean squared error, the binary
+# cross-entropy from logits, a numerically stable log-softmax and the cross-entropy, and the
+# gradients of three of them. The gradients (02.2, 02.6, 02.7) and the stable binary cross-entropy
+# (02.3) are yours to **derive**: the sheet states the loss, the shapes and what you may use, not
+# the result. Work on paper first.
+#
+# Replace each `raise NotImplementedError(...)` with your code and run the `check(...)` cell below
+# it: it compares your function with the course's reference on several inputs, including nasty ones
+# (logits of ±1000). When an answer fails, it names the typical mistake it looks like (if it
+# recognises one), shows the first mismatch and a hint; each further failed check shows one more
+# hint tier, from the idea to a near-code nudge. `hint("02.6")` shows the next tier at any time.
+# Use plain tensor operations (`+`, `*`, `.sum`, `.mean`, `.max`, `torch.exp`, `torch.log`,
+# `torch.log1p`, indexing), not `torch.nn.functional`, autograd or `course_lib.losses`: the point
 # is to write them yourself. All inputs are `float64`.
 
 # %% tags=["setup"]
@@ -34,7 +40,7 @@ if "google.colab" in sys.modules:
 # %%
 import torch
 
-from course_lib.check import check, use
+from course_lib.check import check, hint, use
 from course_lib.device import seed_everything
 
 seed_everything(0)
@@ -46,8 +52,7 @@ seed_everything(0)
 #
 # $$L = \frac{1}{M} \sum_{i=1}^{M} (\hat y_i - y_i)^2 .$$
 #
-# Return a scalar tensor (shape `()`). The tensors may have any shape: average over **all**
-# elements, not over one axis.
+# The tensors may have any shape; return one number, a tensor of shape `()`.
 
 # %%
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -59,13 +64,11 @@ def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 check("02.1", mse)
 
 # %% [markdown]
-# ## 02.2 Its gradient
+# ## 02.2 Derive its gradient
 #
-# Differentiate $L$ with respect to each prediction: only the $i$-th term depends on $\hat y_i$, so
-#
-# $$\frac{\partial L}{\partial \hat y_i} = \frac{2}{M} (\hat y_i - y_i).$$
-#
-# Return a tensor of the same shape as `pred`.
+# Derive $\partial L / \partial \hat y_i$ for the loss of 02.1, on paper, for every element $i$, and
+# implement it. Return a tensor of the same shape as `pred`. Use only tensor arithmetic (no
+# autograd); the check compares your result with the exact derivative.
 
 # %%
 def mse_grad(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -77,17 +80,18 @@ def mse_grad(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 check("02.2", mse_grad)
 
 # %% [markdown]
-# ## 02.3 Binary cross-entropy from logits
+# ## 02.3 Binary cross-entropy from logits: derive a stable form
 #
-# A binary classifier outputs a logit $z$; its probability for class 1 is $p = \sigma(z) =
-# 1/(1+e^{-z})$. The binary cross-entropy $-y\log p - (1-y)\log(1-p)$ rewritten in terms of $z$ is
+# A binary classifier outputs a logit $z \in \mathbb{R}$; its probability for class 1 is
+# $p = \sigma(z) = 1/(1+e^{-z})$, and the binary cross-entropy of a target $y \in [0, 1]$ is
 #
-# $$\ell(z, y) = \max(z, 0) - z\,y + \log\!\left(1 + e^{-|z|}\right),$$
+# $$\ell(z, y) = -y \log p - (1 - y) \log(1 - p).$$
 #
-# which never overflows ($e^{-|z|} \le 1$). Computing $\sigma(z)$ first and then the logs fails
-# for large $|z|$: $\sigma(40)$ rounds to exactly $1$ in float64, and $\log(1 - 1) = -\infty$.
-# Return the **mean** of $\ell$ over all elements (shape `()`). `torch.log1p(x)` computes
-# $\log(1+x)$ accurately for small $x$.
+# Computed this way it fails for large $|z|$: $\sigma(40)$ rounds to exactly $1$ in float64, so
+# $\log(1 - p) = \log 0$. Rewrite $\ell$ as an expression in $z$ and $y$ alone, with no $\sigma$,
+# in which no exponent is ever positive and no logarithm ever receives 0, and implement it. You may
+# use `torch.exp`, `torch.log1p` ($\log(1+x)$, accurate for small $x$), `.abs()`, `.clamp` and
+# arithmetic. Return the **mean** of $\ell$ over all elements (shape `()`).
 
 # %%
 def bce_with_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -102,14 +106,13 @@ check("02.3", bce_with_logits)
 # ## 02.4 A stable log-softmax
 #
 # For logits $Z \in \mathbb{R}^{N \times C}$ (one row per sample, one column per class), the
-# log-softmax of row $i$ is $\log \mathrm{softmax}(z_i)_c = z_{ic} - \log \sum_{j} e^{z_{ij}}$. With
-# $m_i = \max_j z_{ij}$ the same quantity is
+# log-softmax of row $i$ is
 #
-# $$\log \mathrm{softmax}(z_i)_c = z_{ic} - m_i - \log \sum_{j=1}^{C} e^{z_{ij} - m_i},$$
+# $$\log \mathrm{softmax}(z_i)_c = z_{ic} - \log \sum_{j=1}^{C} e^{z_{ij}} .$$
 #
-# where every exponent is $\le 0$ and the sum is $\ge 1$: no overflow, no $\log 0$. Subtract the
-# maximum **of each row** (`keepdim=True` keeps the shape $(N, 1)$ for broadcasting). Return
-# shape $(N, C)$.
+# Implement it so that rows such as $(1000, 0, -1000)$ and $(-1000, -1000, -1000)$ give finite
+# results: neither `exp` may overflow nor `log` receive 0. (As in sheet 01's softmax, shifting a
+# row by a constant is the key.) Return shape $(N, C)$.
 
 # %%
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -124,12 +127,13 @@ check("02.4", log_softmax)
 # ## 02.5 Cross-entropy
 #
 # With class indices $y \in \{0, \dots, C-1\}^N$ (a `torch.long` tensor of shape $(N,)$), the
-# cross-entropy averages minus the log-probability of the true class:
+# cross-entropy averages minus the log-probability of each sample's true class:
 #
 # $$L = -\frac{1}{N} \sum_{i=1}^{N} \log \mathrm{softmax}(z_i)_{y_i}.$$
 #
-# `logp[torch.arange(N), target]` picks entry $(i, y_i)$ of every row. Use your `log_softmax` (or
-# the reference, if yours does not pass yet: `use` picks whichever works).
+# The difficulty is to pick, without a Python loop, exactly one entry per row: entry $y_i$ of row
+# $i$. Use your `log_softmax` (the cell below takes yours if it passes 02.4, the reference
+# otherwise, and says which).
 
 # %%
 log_softmax_ok = use("02.4", log_softmax)
@@ -144,16 +148,13 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 check("02.5", cross_entropy)
 
 # %% [markdown]
-# ## 02.6 The gradient of the cross-entropy
+# ## 02.6 Derive the gradient of the cross-entropy
 #
-# Writing $p_i = \mathrm{softmax}(z_i)$, the derivative of $-\log p_{i y_i}$ with respect to
-# $z_{ic}$ is $p_{ic} - [c = y_i]$. With the factor $1/N$ of the mean,
-#
-# $$\frac{\partial L}{\partial Z} = \frac{1}{N}\left(\mathrm{softmax}(Z) - \mathrm{onehot}(y)\right)
-# \in \mathbb{R}^{N \times C}.$$
-#
-# Compute the softmax stably (e.g. as `exp` of a stable log-softmax) and subtract 1 at each
-# true class.
+# Derive $\partial L / \partial Z \in \mathbb{R}^{N \times C}$ for the loss $L$ of 02.5, on paper:
+# start from one sample's loss written with the log-sum-exp, differentiate with respect to one
+# logit $z_{ic}$, treat the true class $c = y_i$ and the others separately, then combine them and
+# account for the mean. Implement the result with tensor operations (no autograd); compute any
+# softmax stably (logits of $\pm 1000$ occur).
 
 # %%
 def cross_entropy_grad(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -163,6 +164,23 @@ def cross_entropy_grad(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 # %%
 check("02.6", cross_entropy_grad)
+
+# %% [markdown]
+# ## 02.7 Derive the gradient of the binary cross-entropy
+#
+# Derive $\partial L / \partial z_i$ for the mean binary cross-entropy $L$ of 02.3, for every
+# logit $z_i$, on paper, and implement it. Return a tensor of the shape of `logits`. It must stay
+# finite for logits of $\pm 1000$. Once it passes, compare it with your answer to 02.6: what do the
+# two gradients have in common?
+
+# %%
+def bce_with_logits_grad(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """dL/dlogits of the mean binary cross-entropy. logits, target: the same shape -> that shape."""
+    raise NotImplementedError("Exercise 02.7: replace this line with your code")
+
+
+# %%
+check("02.7", bce_with_logits_grad)
 
 # %% [markdown]
 # ## Putting them to work

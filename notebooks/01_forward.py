@@ -355,7 +355,9 @@ print(state, "-> p =", layers.softmax(explorer.values[-1]))
 # - Everything here matches PyTorch (`nn.Linear`, `nn.Sequential`, `torch.softmax`) to about $10^{-16}$.
 #
 # **Exercises:** `exercises/01_forward.ipynb` asks you to write `linear_forward`, `relu`, a stable
-# `sigmoid`, a stable `softmax` and `mlp_forward` yourself, with instant checks. Next chapter:
+# `sigmoid`, a stable `softmax` and `mlp_forward` yourself, to derive an MLP's parameter count from
+# its layer sizes, and to measure how much two default-initialised layers shrink the signal, with
+# instant checks that name the typical mistake they recognise. Next chapter:
 # **02 · Loss functions**, how far the probabilities are from the right answer.
 
 # %% [markdown]

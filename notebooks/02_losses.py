@@ -378,9 +378,10 @@ ce_explorer.set_state(z0=2.0, z1=1.0, z2=0.1)
 # Further reading: I. Goodfellow, Y. Bengio and A. Courville, *Deep Learning*, MIT Press, 2016,
 # chapter 6 (cost functions from maximum likelihood, softmax output units).
 #
-# **Exercises:** `exercises/02_losses.ipynb` asks you to write the MSE and its gradient, the
-# binary cross-entropy from logits, a stable log-softmax, the cross-entropy and its gradient,
-# each checked instantly; at the end your functions train a small classifier.
+# **Exercises:** `exercises/02_losses.ipynb` asks you to write the MSE, a stable log-softmax and
+# the cross-entropy, and to derive (the sheet does not print them) the MSE's gradient, a stable form
+# of the binary cross-entropy from logits, and the gradients of both cross-entropies, each checked
+# instantly; at the end your functions train a small classifier.
 
 # %%
 # Widget self-check: moving a control re-renders the figure.

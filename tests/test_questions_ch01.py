@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import torch
 
+from course_lib import questions
 from course_lib.check import evaluate
 from question_suite import QuestionSuite
 
 SHEET = "01_forward"
-IDS = ["01.1", "01.2", "01.3", "01.4", "01.5"]
 
 
 # --- correct answers written differently from the reference -----------------------------
@@ -40,82 +40,65 @@ def mlp_loop(x, params):
     return outs + [a @ W.T + b]
 
 
-CORRECT = {"01.1": linear_einsum, "01.2": relu_clamp, "01.3": sigmoid_tanh, "01.4": softmax_logsumexp, "01.5": mlp_loop}
+def count_parameters_closed_form(sizes):
+    # every layer has D_in * D_out weights and D_out biases: sum of D_out * (D_in + 1)
+    d = torch.tensor(sizes)
+    return int((d[1:] * (d[:-1] + 1)).sum())
 
 
-# --- typical mistakes -----------------------------------------------------------------
-def mlp_relu_on_logits(x, params):
-    outs, a = [x], x
-    for W, b in params:
-        z = a @ W.T + b
-        a = torch.relu(z)
-        outs += [z, a]
-    return outs  # also appends ReLU(z_L) at the end
+def variance_ratio_other_seed():
+    # the same measurement with nn.Linear itself, another seed and float64: within tolerance
+    gen = torch.Generator().manual_seed(123)
+    torch.manual_seed(123)
+    first, second = torch.nn.Linear(1000, 1000).double(), torch.nn.Linear(1000, 1000).double()
+    with torch.no_grad():
+        z1 = first(torch.randn(1000, 1000, generator=gen, dtype=torch.float64))
+        z2 = second(torch.relu(z1))
+    return torch.var(z2) / torch.var(z1)  # a 0-d tensor is accepted as the number
 
 
-def mlp_relu_everywhere(x, params):
-    outs, a = [x], x
-    for i, (W, b) in enumerate(params):
-        z = a @ W.T + b
-        outs.append(torch.relu(z) if i == len(params) - 1 else z)
-        if i < len(params) - 1:
-            a = torch.relu(z)
-            outs.append(a)
-    return outs
-
-
-def mlp_logits_only(x, params):
-    a = x
-    for i, (W, b) in enumerate(params):
-        a = a @ W.T + b
-        if i < len(params) - 1:
-            a = torch.relu(a)
-    return a
-
-
-WRONG = {
-    "01.1": {
-        "no transpose": lambda x, W, b: x @ W + b,
-        "forgot the bias": lambda x, W, b: x @ W.T,
-        "bias subtracted": lambda x, W, b: x @ W.T - b,
-    },
-    "01.2": {
-        "returns the 0/1 mask (the derivative)": lambda x: (x > 0).to(x.dtype),
-        "clamps the wrong side": lambda x: x.clamp(max=0),
-        "leaky ReLU": lambda x: torch.where(x > 0, x, 0.01 * x),
-        "converts to float64": lambda x: x.double().clamp(min=0),
-    },
-    "01.3": {
-        "exp(x) / (1 + exp(x)) overflows": lambda x: torch.exp(x) / (1 + torch.exp(x)),
-        "sign error": lambda x: 1 / (1 + torch.exp(x)),
-        "tanh instead": lambda x: torch.tanh(x),
-    },
-    "01.4": {
-        "no max subtraction": lambda z: torch.exp(z) / torch.exp(z).sum(-1, keepdim=True),
-        "global max instead of per row": lambda z: torch.exp(z - z.max()) / torch.exp(z - z.max()).sum(-1, keepdim=True),
-        "normalised over the wrong axis": lambda z: torch.softmax(z, dim=0),
-        "forgot to normalise": lambda z: torch.exp(z - z.max(-1, keepdim=True).values),
-    },
-    "01.5": {
-        "ReLU on the logits too": mlp_relu_everywhere,
-        "keeps the last activation in the list": mlp_relu_on_logits,
-        "returns only the logits": mlp_logits_only,
-        "no transpose": lambda x, params: [x] + [x @ params[0][0] + params[0][1]],
-    },
+CORRECT = {
+    "01.1": linear_einsum,
+    "01.2": relu_clamp,
+    "01.3": sigmoid_tanh,
+    "01.4": softmax_logsumexp,
+    "01.5": mlp_loop,
+    "01.6": count_parameters_closed_form,
+    "01.7": variance_ratio_other_seed,
 }
 
 
+def mistake(qid: str, name: str):
+    return questions.get(qid).misconception(name).wrong
+
+
 class TestQuestions(QuestionSuite):
-    """Accepts the reference and CORRECT, rejects WRONG; solutions pass, exercises are not attempted."""
+    """Accepts the reference and CORRECT, names every registered misconception; solutions pass, exercises are not attempted."""
 
 
 def test_failure_messages_are_specific():
-    msg = evaluate("01.4", WRONG["01.4"]["no max subtraction"]).message
+    msg = evaluate("01.4", mistake("01.4", "no max subtraction")).message
     assert "NaN" in msg and "+-1000" in msg
-    msg = evaluate("01.5", mlp_logits_only).message
+    msg = evaluate("01.5", mistake("01.5", "returns only the logits")).message
     assert "expected 6 output(s), got 1" in msg
-    msg = evaluate("01.2", WRONG["01.2"]["converts to float64"]).message
+    msg = evaluate("01.2", mistake("01.2", "converts to float64")).message
     assert "expected (3, 5) float32, got (3, 5) float64" in msg
+
+
+def test_the_measurement_is_what_the_theory_predicts():
+    # Var(w) = 1/(3D) for U(-1/sqrt(D), 1/sqrt(D)); each layer multiplies the variance by about D Var(w) = 1/3,
+    # and ReLU passes half of the second moment: Var(Z_2)/Var(Z_1) ~ 1/6 (plus a small bias term).
+    q = questions.get("01.7")
+    measured = [q.reference(seed=s) for s in range(3)]
+    assert all(abs(m - 1 / 6) < 0.01 for m in measured), measured
+    assert max(measured) - min(measured) < q.atol, "the tolerance must cover the spread between seeds"
+
+
+def test_a_wrong_measurement_is_named_and_a_vector_is_refused():
+    res = evaluate("01.7", lambda: 1.0)
+    assert res.misconception == "assumes the default initialisation preserves the variance"
+    res = evaluate("01.7", lambda: torch.ones(3))
+    assert res.status == "failed" and "expected one number" in res.message
 
 
 def test_fallback_cell_of_the_exercise_sheet_uses_the_reference(exercise_sheet):
