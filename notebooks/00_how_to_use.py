@@ -130,13 +130,19 @@ except ShapeError as err:
 # Each chapter from 01 on has an exercise sheet in `exercises/`. You write a function where the
 # sheet says `raise NotImplementedError(...)`, then run the `check(...)` cell below it. The check
 # calls your function on several inputs (edge cases included) and compares with the reference in
-# `course_lib`. It never stops the notebook: it prints one of three verdicts.
+# `course_lib`. It never stops the notebook: it prints one of three verdicts. A failure says three
+# things. First, when your outputs match one of the typical mistakes the course knows for that
+# question, it names it and the idea it gets wrong ("This looks like …"). Then the first input it
+# got wrong, with shapes and the size of the error, never the expected values. Then a hint: the
+# first failure shows the idea, each further failure of the same question one more tier (the
+# shapes, then a nudge towards the code), and `hint("01.1")` asks for the next tier without another
+# attempt. No hint gives the answer away.
 #
 # Here is question 01.1 of the next chapter (a linear layer, $Y = XW^\top + b$) answered three
 # ways: not yet, wrongly (the weight matrix used without transposing it), and correctly.
 
 # %%
-from course_lib.check import check, use
+from course_lib.check import check, hint, use
 
 
 def linear_forward(x, W, b):
@@ -151,6 +157,9 @@ def linear_forward(x, W, b):
 
 
 check("01.1", linear_forward)
+
+
+hint("01.1")  # the next tier, without another attempt
 
 
 def linear_forward(x, W, b):
@@ -214,7 +223,8 @@ layer = use("01.1", linear_forward)
 # - Run the notebooks locally (`make lab`), on Colab or on Binder; everything is offline and seeded.
 # - Shapes come first: $X \in \mathbb{R}^{N\times D_{in}}$, $W \in \mathbb{R}^{D_{out}\times D_{in}}$, $Y = XW^\top \in \mathbb{R}^{N\times D_{out}}$.
 # - Library code is shown with `show_source`, never copied; bad input raises a `ShapeError` that names the function and both shapes.
-# - Exercises: write the function, run `check("NN.k", fn)`, read the verdict and the hint.
+# - Exercises: write the function, run `check("NN.k", fn)`, read the verdict: the mistake it
+#   recognises, the first mismatch, and one more hint tier per failed attempt (or `hint("NN.k")`).
 # - The topics come from two source articles, *the talent article* and *the employment article*; their listings contain bugs that the chapters repair, and [the appendix](../docs/source_articles.md) checks every reference they give.
 # - Chapters 00–07 exist; recurrent networks, attention and Transformers are planned (08–17).
 #
