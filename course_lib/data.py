@@ -8,7 +8,8 @@ shuffled. ``noise`` is always the standard deviation of Gaussian noise added
 to each coordinate.
 
 :func:`digits` gives scikit-learn's bundled 8x8 handwritten digits (1,797
-images) as tensors with a fixed stratified train/test split.
+images) as tensors with a fixed stratified train/test split; :func:`digits_splits`
+adds a validation part, carved out of the training part, for choosing hyperparameters.
 """
 
 from __future__ import annotations
@@ -135,15 +136,19 @@ def _load_digits() -> Tuple[np.ndarray, np.ndarray]:
     return data.data, data.target  # pragma: no cover
 
 
-def digits(test_fraction: float = 0.25, seed: int = 0, dtype: torch.dtype = torch.float32) -> DigitsSplit:
-    """scikit-learn's bundled 8x8 digits (no download), pixels scaled from 0..16 to [0, 1],
-    split into train and test with the same class proportions (stratified, seeded):
-    each class puts ``round(test_fraction * its size)`` random images into the test set."""
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"digits: test_fraction must lie in (0, 1), got {test_fraction!r}")
+def _digits_tensors(dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
     pixels, target = _load_digits()
-    X = torch.tensor(pixels / 16.0, dtype=dtype)
-    y = torch.tensor(target, dtype=torch.long)
+    return torch.tensor(pixels / 16.0, dtype=dtype), torch.tensor(target, dtype=torch.long)
+
+
+def _check_fraction(fn: str, name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"{fn}: {name} must lie in (0, 1), got {value!r}")
+
+
+def _train_test_indices(y: torch.Tensor, test_fraction: float, seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Stratified, seeded: each class puts ``round(test_fraction * its size)`` random images
+    into the test part; both parts are then shuffled (classes mixed). Index tensors."""
     gen = torch.Generator().manual_seed(seed)
     train_parts, test_parts = [], []
     for c in range(10):
@@ -155,7 +160,62 @@ def digits(test_fraction: float = 0.25, seed: int = 0, dtype: torch.dtype = torc
     train_idx, test_idx = torch.cat(train_parts), torch.cat(test_parts)
     train_idx = train_idx[torch.randperm(len(train_idx), generator=gen)]  # mix the classes
     test_idx = test_idx[torch.randperm(len(test_idx), generator=gen)]
+    return train_idx, test_idx
+
+
+def digits(test_fraction: float = 0.25, seed: int = 0, dtype: torch.dtype = torch.float32) -> DigitsSplit:
+    """scikit-learn's bundled 8x8 digits (no download), pixels scaled from 0..16 to [0, 1],
+    split into train and test with the same class proportions (stratified, seeded):
+    each class puts ``round(test_fraction * its size)`` random images into the test set.
+    For a separate validation part, see :func:`digits_splits`."""
+    _check_fraction("digits", "test_fraction", test_fraction)
+    X, y = _digits_tensors(dtype)
+    train_idx, test_idx = _train_test_indices(y, test_fraction, seed)
     return DigitsSplit(X[train_idx], y[train_idx], X[test_idx], y[test_idx])
+
+
+class DigitsSplits(NamedTuple):
+    """Train, validation and test tensors: X_* (N, 64) float in [0, 1], y_* (N,) long in {0..9}.
+
+    Fit the parameters on train, choose hyperparameters (learning rate, epochs, the
+    model) on validation, and evaluate the final choice on test once."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_val: torch.Tensor
+    y_val: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def digits_splits(val_fraction: float = 0.15, test_fraction: float = 0.25, seed: int = 0,
+                  dtype: torch.dtype = torch.float32) -> DigitsSplits:
+    """The bundled 8x8 digits in three disjoint, stratified, seeded parts: train, validation, test.
+
+    The test part is exactly :func:`digits`'s (same ``test_fraction`` and ``seed``: the same
+    450 images by default, so every chapter reports on the same test images). The
+    validation part is carved out of :func:`digits`'s training part: each class moves
+    ``round(val_fraction * its size)`` of its training images (a random choice, fixed by
+    ``seed``) into validation. Defaults: 1,078 train, 269 validation, 450 test images
+    (60 / 15 / 25 %).
+    """
+    _check_fraction("digits_splits", "val_fraction", val_fraction)
+    _check_fraction("digits_splits", "test_fraction", test_fraction)
+    if not val_fraction + test_fraction < 1:
+        raise ValueError(f"digits_splits: val_fraction + test_fraction must be < 1 to leave training images, "
+                         f"got {val_fraction!r} + {test_fraction!r}")
+    X, y = _digits_tensors(dtype)
+    train_idx, test_idx = _train_test_indices(y, test_fraction, seed)
+    # train_idx is in random order: each class's first round(val_fraction * size) of them go to validation
+    is_val = torch.zeros(len(train_idx), dtype=torch.bool)
+    for c in range(10):
+        positions = torch.nonzero(y[train_idx] == c).squeeze(1)
+        n_val = round(val_fraction * int((y == c).sum()))
+        if n_val >= len(positions):
+            raise ValueError(f"digits_splits: val_fraction={val_fraction!r} leaves no training image of class {c}")
+        is_val[positions[:n_val]] = True
+    val_idx, fit_idx = train_idx[is_val], train_idx[~is_val]
+    return DigitsSplits(X[fit_idx], y[fit_idx], X[val_idx], y[val_idx], X[test_idx], y[test_idx])
 
 
 def to_images(X: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,8 @@
 """course_lib.cnn: shapes computed ahead of time agree with what PyTorch's layers produce,
 the hooks see every layer (and leave nothing behind), training on the digits reaches its
-target and is reproducible, bad input gets a clear error."""
+target and is reproducible, hyperparameters are chosen on the validation part without reading
+the test part (in the library and in chapter 07), the MLP baseline matches the CNN's size, bad
+input gets a clear error."""
 
 from __future__ import annotations
 
@@ -139,10 +141,100 @@ def test_training_is_reproducible_and_learns():
     m1, h1 = cnn.train_digits_cnn(epochs=2, progress=False, live=False)
     m2, h2 = cnn.train_digits_cnn(epochs=2, progress=False, live=False)
     assert h1.loss == h2.loss and h1.val_accuracy == h2.val_accuracy and h1.batch_loss == h2.batch_loss
+    assert h1.val_loss == h2.val_loss and h1.train_loss == h2.train_loss
     assert all(torch.equal(a, b) for a, b in zip(m1.parameters(), m2.parameters()))
     m3, h3 = cnn.train_digits_cnn(epochs=2, seed=1, progress=False, live=False)
     assert h3.loss != h1.loss  # the seed matters
-    assert h1.loss[1] < h1.loss[0] and len(h1.val_accuracy) == 2
+    assert h1.loss[1] < h1.loss[0] and h1.val_loss[1] < h1.val_loss[0]
+    assert len(h1.val_accuracy) == len(h1.val_loss) == len(h1.train_loss) == len(h1.accuracy) == 2
+    assert len(h1.batch_loss) == 2 * -(-1078 // cnn.BATCH_SIZE)  # trained on the 1,078 training images only
+
+
+def test_history_measures_the_training_and_validation_parts():
+    split = data.digits_splits()
+    model, history = cnn.train_digits_cnn(epochs=2, progress=False, live=False)
+    assert cnn.evaluate(model, split.X_val, split.y_val) == (history.val_loss[-1], history.val_accuracy[-1])
+    assert cnn.evaluate(model, split.X_train, split.y_train) == (history.train_loss[-1], history.accuracy[-1])
+    loss, acc = cnn.evaluate(model, split.X_val, split.y_val)
+    with torch.no_grad():
+        logits = model(cnn.as_images(split.X_val))
+    assert loss == pytest.approx(float(F.cross_entropy(logits, split.y_val)), rel=1e-6)
+    assert acc == float((logits.argmax(1) == split.y_val).double().mean())
+
+
+def test_the_first_epochs_of_a_run_are_a_shorter_run_and_keep_best_returns_the_best_epoch():
+    _, long = cnn.train_digits_mlp(epochs=6, lr=0.01, progress=False, live=False)
+    best, hb = cnn.train_digits_mlp(epochs=6, lr=0.01, progress=False, live=False, keep_best=True)
+    short, hs = cnn.train_digits_mlp(epochs=hb.best_epoch, lr=0.01, progress=False, live=False)
+    assert hs.val_accuracy == long.val_accuracy[:hb.best_epoch] and hs.batch_loss == long.batch_loss[:len(hs.batch_loss)]
+    assert all(torch.equal(a, b) for a, b in zip(best.state_dict().values(), short.state_dict().values()))
+    e = hb.best_epoch
+    assert hb.val_accuracy[e - 1] == max(hb.val_accuracy)
+    assert all(hb.val_loss[e - 1] <= loss for acc, loss in zip(hb.val_accuracy, hb.val_loss) if acc == max(hb.val_accuracy))
+
+
+def test_best_epoch_rule():
+    assert cnn._best_epoch([0.5, 0.9, 0.9, 0.8], [1.0, 0.3, 0.2, 0.1]) == 3  # highest accuracy, then lower loss
+    assert cnn._best_epoch([0.9, 0.9], [0.2, 0.2]) == 1  # then the earlier epoch
+
+
+class _NoTestPart:
+    """A split whose test part may not be read: any access fails the test."""
+
+    def __init__(self, split):
+        self._split = split
+
+    def __getattr__(self, name):
+        if name in ("X_test", "y_test"):
+            raise AssertionError(f"the test part ({name}) was read while choosing hyperparameters")
+        return getattr(self._split, name)
+
+
+def test_selection_never_reads_the_test_part(monkeypatch):
+    real = data.digits_splits()
+    monkeypatch.setattr(data, "digits_splits", lambda *a, **k: _NoTestPart(real))  # the default split too
+    seen = []
+
+    def make():
+        model = cnn.DigitsMLP()
+        model.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0].shape[0]))
+        return model
+
+    choice = cnn.select_on_validation(make, lrs=(0.01, 0.03), max_epochs=2)
+    assert choice.lr in (0.01, 0.03) and 1 <= choice.epochs <= 2 and set(choice.runs) == {0.01, 0.03}
+    assert set(seen) <= {cnn.BATCH_SIZE, 1078 % cnn.BATCH_SIZE, 1078, 269}  # batches, the training and validation parts
+    choice.model(cnn.as_images(real.X_test))  # the final step may read it: the guard only watched the selection
+    cnn.train_digits_cnn(epochs=1, progress=False, live=False, split=_NoTestPart(real))  # the CNN's training too
+    with pytest.raises(AssertionError, match="test part"):  # the guard is not vacuous
+        _NoTestPart(real).X_test  # noqa: B018
+
+
+def test_selection_chooses_the_best_validation_epoch_over_all_learning_rates():
+    choice = cnn.select_on_validation(cnn.DigitsMLP, lrs=(0.003, 0.03), max_epochs=3)
+    key = {lr: max((h.val_accuracy[e], -h.val_loss[e]) for e in range(3)) for lr, h in choice.runs.items()}
+    assert choice.lr == max(key, key=key.get) and (choice.val_accuracy, -choice.val_loss) == key[choice.lr]
+    split = data.digits_splits()
+    assert cnn.evaluate(choice.model, split.X_val, split.y_val) == (choice.val_loss, choice.val_accuracy)
+
+
+def test_mlp_baseline_has_as_many_parameters_and_the_same_input():
+    mlp, net = cnn.DigitsMLP(), cnn.DigitsCNN()
+    assert cnn.count_parameters(mlp) == 6085 and cnn.count_parameters(net) == 6090
+    x = torch.randn(5, 1, 8, 8)
+    assert mlp(x).shape == net(x).shape == (5, 10)
+    model, history = cnn.train_digits_mlp(epochs=1, progress=False, live=False)
+    assert isinstance(model, cnn.DigitsMLP) and len(history.val_accuracy) == 1
+
+
+def test_shift_images():
+    X = torch.arange(64, dtype=torch.float32).reshape(1, 64)
+    image = X.reshape(8, 8)
+    down = cnn.shift_images(X, 1, 0)[0, 0]
+    assert torch.equal(down[1:], image[:-1]) and torch.equal(down[0], torch.zeros(8))
+    left = cnn.shift_images(X, 0, -2)[0, 0]
+    assert torch.equal(left[:, :-2], image[:, 2:]) and torch.equal(left[:, -2:], torch.zeros(8, 2))
+    assert torch.equal(cnn.shift_images(X, 0, 0)[0, 0], image)
+    assert torch.equal(cnn.shift_images(cnn.shift_images(X, -1, 1), 1, -1)[0, 0, 1:, :-1], image[1:, :-1])
 
 
 def test_device_argument_trains_there_and_returns_a_cpu_model():
@@ -156,14 +248,65 @@ def test_device_argument_trains_there_and_returns_a_cpu_model():
 def test_training_on_cuda_reaches_the_target():
     model, history = cnn.train_digits_cnn(progress=False, live=False, device="cuda")
     assert history.val_accuracy[-1] >= 0.97 and all(p.device.type == "cpu" for p in model.parameters())
+    split = data.digits_splits()
+    assert cnn.evaluate(model, split.X_test, split.y_test)[1] >= 0.97
 
 
-def test_the_notebook_settings_reach_the_target():
+def test_the_default_settings_reach_the_target():
     model, history = cnn.train_digits_cnn(progress=False, live=False)
-    split = data.digits()
-    test_accuracy = float((cnn.predict(model, split.X_test) == split.y_test).double().mean())
-    assert test_accuracy == history.val_accuracy[-1] >= 0.97
-    assert len(history.loss) == cnn.EPOCHS
+    split = data.digits_splits()
+    assert len(history.loss) == cnn.EPOCHS and history.val_accuracy[-1] >= 0.97
+    assert cnn.evaluate(model, split.X_test, split.y_test)[1] >= 0.97
+
+
+def _notebook_cells():
+    import jupytext
+
+    from helpers import ROOT
+
+    return [c.source for c in jupytext.read(ROOT / "notebooks" / "07_cnn.py").cells if c.cell_type == "code"]
+
+
+@pytest.mark.slow
+def test_the_notebook_reads_the_test_part_only_after_both_choices_and_reaches_its_targets(monkeypatch):
+    """Run chapter 07's cells up to its test-set cell while a global forward hook watches for the
+    test images: the first model to see them does so in that cell, after both models were chosen
+    on validation. The lecture's numbers that could differ on another machine are checked here,
+    not in the lecture."""
+    import contextlib
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    cells = _notebook_cells()
+    final = next(i for i, src in enumerate(cells) if "# the test part, read once" in src)
+    real, state = data.digits_splits(), {"cell": None, "first_read": None}
+    test_storage = real.X_test.untyped_storage().data_ptr()
+
+    def watch(module, inputs):  # any module's forward on the test images (or a view of them)
+        x = inputs[0] if inputs else None
+        if isinstance(x, torch.Tensor) and x.untyped_storage().data_ptr() == test_storage and state["first_read"] is None:
+            state["first_read"] = state["cell"]
+
+    monkeypatch.setattr(data, "digits_splits", lambda *a, **k: real)
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(watch)
+    namespace = {"__name__": "__chapter07__"}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            for i, src in enumerate(cells[: final + 1]):
+                if "get_ipython" not in src:
+                    state["cell"] = i
+                    exec(compile(src, "07_cnn.py", "exec"), namespace)
+    finally:
+        handle.remove()
+    assert state["first_read"] == final
+    for name in ("cnn_choice", "mlp_choice"):
+        choice = namespace[name]
+        assert choice.lr in cnn.LRS and 1 <= choice.epochs <= cnn.MAX_EPOCHS and choice.val_accuracy >= 0.97
+    accuracy = namespace["test_accuracy"]
+    assert min(accuracy["DigitsCNN"]) >= 0.97 and min(accuracy["DigitsMLP"]) >= 0.95
+    assert len(accuracy["DigitsCNN"]) == len(namespace["SEEDS"]) >= 3
 
 
 @pytest.mark.parametrize(
@@ -180,6 +323,17 @@ def test_the_notebook_settings_reach_the_target():
         (lambda: cnn.train_digits_cnn(batch_size=0), ValueError, "train_digits_cnn: batch_size"),
         (lambda: cnn.train_digits_cnn(lr=-1.0), ValueError, "train_digits_cnn: lr should be > 0"),
         (lambda: cnn.train_digits_cnn(device="gpu"), ValueError, "train_digits_cnn: device should be a torch device"),
+        (lambda: cnn.train_digits_mlp(epochs=True), ValueError, "train_digits_mlp: epochs should be a positive int, got True"),
+        (lambda: cnn.train_digits(cnn.DigitsMLP, lr=0), ValueError, "train_digits: lr should be > 0, got 0"),
+        (lambda: cnn.select_on_validation(cnn.DigitsMLP, lrs=()), ValueError, "select_on_validation: lrs should be a non-empty"),
+        (lambda: cnn.select_on_validation(cnn.DigitsMLP, lrs=0.01), ValueError, "select_on_validation: lrs should be a non-empty"),
+        (lambda: cnn.select_on_validation(cnn.DigitsMLP, max_epochs=0), ValueError, "select_on_validation: epochs should be a positive int"),
+        (lambda: cnn.train_digits(cnn.DigitsMLP()), TypeError, "train_digits: make_model should be a function returning a new model"),
+        (lambda: cnn.DigitsMLP(hidden=0), ValueError, "DigitsMLP: hidden should be a positive int, got 0"),
+        (lambda: cnn.DigitsMLP()(torch.randn(2, 64)), ShapeError, "DigitsMLP: x should have 4 dimension(s)"),
+        (lambda: cnn.shift_images(torch.randn(2, 64), 8, 0), ValueError, "shift_images: dy should be an int in -7..7, got 8"),
+        (lambda: cnn.shift_images(torch.randn(2, 63), 0, 0), ShapeError, "as_images: X should have shape (*, 64)"),
+        (lambda: cnn.evaluate(cnn.DigitsMLP(), torch.randn(3, 64), torch.zeros(2, dtype=torch.long)), ShapeError, "evaluate:"),
     ],
 )
 def test_bad_input_gets_a_clear_error(call, error, message):

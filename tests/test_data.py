@@ -99,3 +99,40 @@ def test_image_helpers() -> None:
     assert torch.equal(grid[9:17, 18:26], data.to_images(split.X_test[7:8])[0])  # image 7: row 1, column 2
     with pytest.raises(ShapeError, match=r"to_images: X should have shape \(\*, 64\), got \(5, 63\)"):
         data.to_images(torch.zeros(5, 63))
+
+
+def test_digits_splits_are_disjoint_stratified_seeded_and_keep_the_test_part() -> None:
+    parts = data.digits_splits()
+    assert [len(parts.y_train), len(parts.y_val), len(parts.y_test)] == [1078, 269, 450]
+    sizes = torch.tensor([178, 182, 177, 183, 181, 182, 181, 179, 174, 180])
+    assert torch.bincount(parts.y_val).tolist() == [round(0.15 * int(s)) for s in sizes]  # stratified
+    assert torch.bincount(parts.y_test).tolist() == [round(0.25 * int(s)) for s in sizes]
+    assert torch.equal(torch.bincount(parts.y_train) + torch.bincount(parts.y_val) + torch.bincount(parts.y_test), sizes)
+    # the test part is data.digits()'s, and train + validation are its training part, each image once
+    split = data.digits()
+    assert torch.equal(parts.X_test, split.X_test) and torch.equal(parts.y_test, split.y_test)
+    rest = torch.cat([parts.X_train, parts.X_val])
+    key = lambda X: sorted(map(tuple, X.tolist()))  # noqa: E731  (order-free comparison of rows)
+    assert key(rest) == key(split.X_train)
+    # disjoint: the 1,797 rows of the three parts are those of the whole set (duplicates included)
+    whole = torch.cat([rest, parts.X_test])
+    assert len(whole) == 1797 and key(whole) == key(torch.cat([split.X_train, split.X_test]))
+    # deterministic and seeded
+    again = data.digits_splits()
+    assert all(torch.equal(a, b) for a, b in zip(parts, again))
+    other = data.digits_splits(seed=1)
+    assert not torch.equal(other.y_val, parts.y_val) and torch.equal(other.X_test, data.digits(seed=1).X_test)
+    assert data.digits_splits(dtype=torch.float64).X_val.dtype == torch.float64
+
+
+def test_digits_splits_bad_arguments() -> None:
+    with pytest.raises(ValueError, match=r"digits_splits: val_fraction must lie in \(0, 1\), got 0"):
+        data.digits_splits(val_fraction=0)
+    with pytest.raises(ValueError, match=r"digits_splits: test_fraction must lie in \(0, 1\), got 1.5"):
+        data.digits_splits(test_fraction=1.5)
+    with pytest.raises(ValueError, match=r"val_fraction \+ test_fraction must be < 1"):
+        data.digits_splits(val_fraction=0.5, test_fraction=0.5)
+    with pytest.raises(ValueError, match="leaves no training image of class"):
+        data.digits_splits(val_fraction=0.749, test_fraction=0.25)
+    with pytest.raises(ValueError, match=r"digits: test_fraction must lie in \(0, 1\)"):
+        data.digits(test_fraction=0)
