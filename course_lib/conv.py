@@ -293,6 +293,11 @@ def conv2d_grad_input(grad_out: torch.Tensor, weight: torch.Tensor, input_size: 
     in/out channels swapped. The result is the gradient for the padded input, except its last
     ``r`` rows/columns: the stride remainder that no window reached, whose gradient is 0.
     Dropping the padding gives grad_x.
+
+    Special values: that convolution also multiplies the kernel by the zeros it pads and
+    inserts, and ``0 * inf`` is NaN where PyTorch has no such product. So when ``weight``
+    holds NaN or inf, grad_x is computed instead as ``col2im(W^T grad_out)`` (the adjoint of
+    :func:`im2col`, the same sum without the extra zeros), which gives PyTorch's values.
     """
     fn = "conv2d_grad_input"
     groups = _check_grad_out(fn, grad_out, "weight", weight, groups)
@@ -310,6 +315,11 @@ def conv2d_grad_input(grad_out: torch.Tensor, weight: torch.Tensor, input_size: 
     h_out, w_out = _output_hw(fn, hw, (kh, kw), s, p, d)
     expect(fn, "grad_out", grad_out, (None, c_out, h_out, w_out))
     o_g, c_in = c_out // groups, c_g * groups
+    if not bool(torch.isfinite(weight).all()):
+        # dL/dcols = W^T G per group, (N, G * C_g*kH*kW, L); col2im adds it back onto the pixels
+        w_t = weight.reshape(groups, o_g, c_g * kh * kw).transpose(1, 2)  # (G, C_g*kH*kW, O_g)
+        grad_cols = torch.matmul(w_t, grad_out.reshape(grad_out.shape[0], groups, o_g, h_out * w_out))
+        return col2im(grad_cols.reshape(grad_out.shape[0], c_in * kh * kw, h_out * w_out), hw, (kh, kw), s, p, d)
     # weight'[c, o] = weight[o, c] flipped, group by group: (C_in, C_out/groups, kH, kW)
     w_flip = weight.flip(2, 3).reshape(groups, o_g, c_g, kh, kw).transpose(1, 2).reshape(c_in, o_g, kh, kw)
     full = (d[0] * (kh - 1), d[1] * (kw - 1))

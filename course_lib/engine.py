@@ -10,11 +10,24 @@ topological order, so a node's ``grad`` is complete before it is passed on.
 Gradients are *added* (``+=``): a value used twice (``x * x``, ``a + a``) gets the
 sum of both contributions. Leaves keep accumulating over several ``backward``
 calls, exactly as in PyTorch; reset them with :func:`zero_grad`.
+
+Special values follow float64 arithmetic and PyTorch: NaN propagates (``relu`` too),
+a result too large for a float is ``inf`` (``x * x`` and ``x ** 2`` alike), and
+``d(x**0)/dx = 0``, ``d(x**0.5)/dx = inf`` at 0. Where PyTorch would return ``inf`` or
+NaN for an undefined result, a few operations raise a clear error instead: division by
+zero (or by a number below 5.6e-309, whose inverse overflows) and ``0 ** k`` with
+``k < 0`` (ZeroDivisionError), a negative base with a fractional exponent and ``log`` of
+``x <= 0`` (ValueError), ``exp`` beyond ``e^709`` (OverflowError). Two known differences
+remain: division is ``a * b**-1``, so for ``|b| > 1e154`` (where ``b**-2`` underflows to
+0) its gradient with respect to ``b`` is 0, or NaN if ``a`` is infinite, where PyTorch
+computes ``-(a / b) / b``; and a fractional power of -0.0 is taken as of +0.0 (PyTorch
+computes ``x ** 0.5`` as ``sqrt(x)``, whose gradient at -0.0 is -inf).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from numbers import Real
 from typing import Callable, Iterable, List, Tuple, Union
 
@@ -62,17 +75,20 @@ class Value:
         return out
 
     def __pow__(self, k: Number) -> "Value":
+        """x ** k for a constant k. As in PyTorch: ``inf`` where the result is too large for a
+        float; the derivative ``k x^(k-1)`` is 0 for k = 0 and ``inf`` at x = 0 for 0 < k < 1."""
         if isinstance(k, Value) or not isinstance(k, Real):
             raise TypeError(f"Value ** k: the exponent k should be an int or float, got {type(k).__name__} (use exp/log for x ** y)")
         k = float(k)
         if self.data == 0.0 and k < 0:
-            raise ZeroDivisionError(f"Value ** k: 0 ** {k:g} is undefined (division by zero)")
+            raise ZeroDivisionError(f"Value ** k: 0 ** {k:g} is undefined (division by zero; PyTorch would give inf)")
         if self.data < 0.0 and not k.is_integer():
-            raise ValueError(f"Value ** k: a negative base ({self.data:g}) needs an integer exponent, got {k:g}")
-        out = Value(self.data**k, (self,), f"**{k:g}")
+            raise ValueError(f"Value ** k: a negative base ({self.data:g}) needs an integer exponent, got {k:g} (PyTorch would give NaN)")
+        out = Value(_power(self.data, k), (self,), f"**{k:g}")
 
-        def _backward() -> None:  # d(x^k)/dx = k x^(k-1)
-            self.grad += k * self.data ** (k - 1) * out.grad
+        def _backward() -> None:  # d(x^k)/dx = k x^(k-1); x^0 = 1 is a constant: derivative 0
+            if k != 0:
+                self.grad += k * _power(self.data, k - 1) * out.grad
 
         out._backward = _backward
         return out
@@ -84,7 +100,12 @@ class Value:
         return self + (-_as_value(other))
 
     def __truediv__(self, other: Union["Value", Number]) -> "Value":
-        return self * _as_value(other) ** -1
+        other = _as_value(other)
+        if other.data == 0.0:
+            raise ZeroDivisionError(f"Value /: division by zero ({self.data:g} / 0; PyTorch would give inf or NaN)")
+        if abs(other.data) < 1 / sys.float_info.max:  # a / b is a * b**-1, and b**-1 would be inf
+            raise ZeroDivisionError(f"Value /: 1 / {other.data:g} is too large for a float, so a / b = a * b**-1 cannot be formed")
+        return self * other**-1
 
     def __radd__(self, other: Number) -> "Value":  # 2 + x
         return self + other
@@ -129,8 +150,13 @@ class Value:
         return self._unary(t, "tanh", 1.0 - t * t)
 
     def relu(self) -> "Value":
-        """max(0, x); derivative 1 for x > 0, else 0 (0 at x = 0, as in PyTorch)."""
-        return self._unary(max(0.0, self.data), "relu", 1.0 if self.data > 0 else 0.0)
+        """max(0, x); derivative 0 for x <= 0, else 1 (0 at x = 0, as in PyTorch).
+
+        NaN stays NaN and its derivative is 1 (``NaN <= 0`` is false), as in PyTorch;
+        Python's ``max(0.0, nan)`` would return 0.0 and hide the NaN.
+        """
+        x = self.data
+        return self._unary(0.0 if x < 0 else x, "relu", 0.0 if x <= 0 else 1.0)
 
     def sigmoid(self) -> "Value":
         """1 / (1 + e^-x), computed without overflow; derivative s (1 - s)."""
@@ -154,6 +180,17 @@ class Value:
         self.grad += 1.0  # d self / d self = 1: the seed of the chain rule
         for v in reversed(order):  # outputs before inputs
             v._backward()
+
+
+def _power(x: float, k: float) -> float:
+    """``x ** k`` with IEEE (and PyTorch) results where Python raises: a result too large
+    for a float, or 0 to a negative power, is ``inf`` (``-inf`` for a negative base and an
+    odd integer k)."""
+    try:
+        return x**k
+    except (OverflowError, ZeroDivisionError):
+        odd = k.is_integer() and k % 2 == 1
+        return -math.inf if odd and math.copysign(1.0, x) < 0 else math.inf
 
 
 def _as_value(x: Union[Value, Number]) -> Value:

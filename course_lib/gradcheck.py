@@ -87,7 +87,9 @@ def gradcheck(
 
     inputs: a tensor or a list of tensors; analytic: one gradient per input, same shapes.
     Every entry must satisfy ``|a - n| <= atol + rtol |n|`` (a: analytic, n: numerical),
-    otherwise :class:`GradcheckError` says which input and entry is wrong. Returns the
+    otherwise :class:`GradcheckError` says which input and entry is wrong. A NaN or infinite
+    entry in either always fails: finite differences cannot confirm it (``inf - inf`` is NaN,
+    and a comparison with NaN is false, which would otherwise let it pass). Returns the
     largest relative error ``|a - n| / max(|a|, |n|, atol)`` over all entries.
     """
     xs = _as_list("gradcheck", "inputs", inputs)
@@ -108,9 +110,11 @@ def gradcheck(
         if diff.numel():
             rel = diff / torch.maximum(torch.maximum(a.abs(), n.abs()), torch.tensor(atol, dtype=torch.float64))
             worst = max(worst, float(rel.max()))
-        bad = diff > atol + rtol * n.abs()
-        if bool(bad.any()) or bool(torch.isnan(a).any()):
-            i = int(torch.argmax((diff - atol - rtol * n.abs()).nan_to_num(float("inf")).reshape(-1)))
+        nonfinite = ~torch.isfinite(a) | ~torch.isfinite(n)
+        bad = (diff > atol + rtol * n.abs()) | nonfinite
+        if bool(bad.any()):
+            score = torch.where(nonfinite, torch.full_like(diff, float("inf")), diff - atol - rtol * n.abs())
+            i = int(torch.argmax(score.reshape(-1)))
             where = _unravel(i, tuple(x.shape))
             raise GradcheckError(
                 f"gradcheck: the gradient of input {k} (shape {tuple(x.shape)}) is wrong at index {where}: "

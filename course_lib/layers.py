@@ -10,6 +10,10 @@ Each ``*_backward`` function takes the upstream gradient ``dy = dL/dy`` (same
 shape as the layer's output) and returns the gradient(s) with respect to the
 layer's input(s). The elementwise activations and the softmaxes work on tensors
 of any shape.
+
+Special values give what PyTorch gives (checked in ``tests/test_special_values.py``):
+``relu`` keeps NaN, :func:`logsumexp` of a fully masked (all -inf) slice is -inf, a
+softmax over a slice holding NaN or +inf, or all -inf, is NaN, and an empty ``dim`` is allowed.
 """
 
 from __future__ import annotations
@@ -62,20 +66,25 @@ def linear_backward(
 
 # --- elementwise activations ----------------------------------------------------------
 def relu(x: torch.Tensor) -> torch.Tensor:
-    """ReLU, ``max(0, x)`` elementwise. x: any shape -> same shape."""
+    """ReLU, ``max(0, x)`` elementwise. x: any shape -> same shape.
+
+    Only negative entries become 0, so NaN stays NaN (and -0.0 stays -0.0), as in PyTorch;
+    ``torch.where(x > 0, x, 0)`` would quietly turn NaN into 0 and hide a diverged network.
+    """
     expect("relu", "x", x, floating=True)
-    return torch.where(x > 0, x, torch.zeros_like(x))
+    return torch.where(x < 0, torch.zeros_like(x), x)
 
 
 def relu_backward(dy: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Gradient of ReLU: ``dx = dy * [x > 0]`` (0 at x = 0, as in PyTorch).
+    """Gradient of ReLU: ``dx = 0 where x <= 0, else dy`` (0 at x = 0, as in PyTorch).
 
+    At x = NaN the gradient passes through (``NaN <= 0`` is false), as PyTorch's does.
     dy, x: same shape (any) -> dx: same shape.
     """
     expect("relu_backward", "dy", dy, floating=True)
     expect("relu_backward", "x", x, floating=True)
     same_shape("relu_backward", "dy", dy, "x", x)
-    return torch.where(x > 0, dy, torch.zeros_like(dy))
+    return torch.where(x <= 0, torch.zeros_like(dy), dy)
 
 
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -128,8 +137,6 @@ def _check_dim(fn: str, x: torch.Tensor, dim: int) -> None:
         raise ShapeError(f"{fn}: dim should be an int, got {type(dim).__name__}")
     if x.dim() == 0 or not -x.dim() <= dim < x.dim():
         raise ShapeError(f"{fn}: dim={dim} is out of range for a tensor of shape {tuple(x.shape)}")
-    if x.shape[dim] == 0:
-        raise ShapeError(f"{fn}: dimension {dim} of shape {tuple(x.shape)} is empty")
 
 
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -138,9 +145,13 @@ def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     Subtracting the maximum leaves the result unchanged but keeps every
     exponent <= 0, so logits of +-1000 neither overflow nor give NaN.
     x: any shape -> same shape; entries along ``dim`` are positive and sum to 1.
+    As in PyTorch, a slice along ``dim`` holding NaN or +inf, or all -inf, gives NaN
+    (``inf - inf``), and an empty ``dim`` gives an empty result.
     """
     expect("softmax", "x", x, floating=True)
     _check_dim("softmax", x, dim)
+    if x.shape[dim] == 0:
+        return x.clone()
     z = x - x.amax(dim=dim, keepdim=True)
     e = torch.exp(z)
     return e / e.sum(dim=dim, keepdim=True)
@@ -163,22 +174,37 @@ def logsumexp(x: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Te
     """``log(sum(exp(x), dim))`` computed stably as ``m + log(sum(exp(x - m)))``, ``m = max(x)``.
 
     x: any shape -> shape of x without ``dim`` (or with size 1 there if ``keepdim``).
+
+    Special values, as in PyTorch: where the maximum is infinite, ``m = 0`` is used instead
+    (``x - m`` would be ``inf - inf = NaN``), so a slice that is all -inf (a fully masked
+    row of attention scores) gives -inf = log 0, and one holding +inf gives +inf. A slice
+    holding NaN gives NaN; an empty ``dim`` gives -inf (the log of an empty sum).
     """
     expect("logsumexp", "x", x, floating=True)
     _check_dim("logsumexp", x, dim)
-    m = x.amax(dim=dim, keepdim=True)
+    if x.shape[dim] == 0:
+        m = x.sum(dim=dim, keepdim=True)  # zeros of the reduced shape: log(0) = -inf below
+    else:
+        m = x.amax(dim=dim, keepdim=True)
+        m = torch.where(torch.isinf(m), torch.zeros_like(m), m)
     out = m + torch.log(torch.exp(x - m).sum(dim=dim, keepdim=True))
     return out if keepdim else out.squeeze(dim)
 
 
 def log_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Log of the softmax along ``dim``: ``x - logsumexp(x, dim)`` (stable for large |x|).
+    """Log of the softmax along ``dim``: ``x - logsumexp(x, dim)``, computed as
+    ``(x - m) - log(sum(exp(x - m)))`` with ``m = max(x)`` (stable for large |x|).
 
-    x: any shape -> same shape.
+    x: any shape -> same shape. As in PyTorch, a slice along ``dim`` holding NaN or +inf,
+    or all -inf, gives NaN throughout (here ``m`` is not replaced as in :func:`logsumexp`),
+    and an empty ``dim`` gives an empty result.
     """
     expect("log_softmax", "x", x, floating=True)
     _check_dim("log_softmax", x, dim)
-    return x - logsumexp(x, dim=dim, keepdim=True)
+    if x.shape[dim] == 0:
+        return x.clone()
+    z = x - x.amax(dim=dim, keepdim=True)
+    return z - torch.log(torch.exp(z).sum(dim=dim, keepdim=True))
 
 
 def log_softmax_backward(dy: torch.Tensor, y: torch.Tensor, dim: int = -1) -> torch.Tensor:

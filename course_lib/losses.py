@@ -17,6 +17,12 @@ Each backward function takes an optional ``grad_output``, the gradient of some
 later quantity with respect to the loss (shape ``()`` for ``"mean"``/``"sum"``,
 the shape of the unreduced loss for ``"none"``; default: ones). The result is
 what ``torch.autograd`` would put in ``pred.grad`` after ``loss.backward(grad_output)``.
+
+Special values give what PyTorch gives (``tests/test_special_values.py`` compares every
+function on NaN, ±inf, -0.0, empty tensors and every integer dtype): NaN and inf
+propagate, a ``"mean"`` over no elements is 0/0 = NaN. Where PyTorch refuses an input,
+these functions raise a clear error: probabilities or binary targets that are NaN or
+outside [0, 1], class indices that are not torch.long or torch.uint8 or not in 0..C-1.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ LOG_CLAMP = -100.0
 #: PyTorch's gradient of :func:`binary_cross_entropy` divides by ``max(p(1-p), EPS)``
 #: with EPS = 1e-12 rounded to float32 (9.99999996e-13), whatever the tensor's dtype.
 BCE_GRAD_EPS = 9.999999960041972e-13
+#: The dtypes PyTorch's ``F.cross_entropy`` accepts for class indices (torch.long and
+#: torch.uint8); it refuses int8, int16, int32, uint16/32/64, bool and floats, and so do we.
+CLASS_INDEX_DTYPES = (torch.int64, torch.uint8)
 
 
 # --- shared helpers -----------------------------------------------------------------
@@ -72,9 +81,39 @@ def _upstream(fn: str, grad_output: Optional[torch.Tensor], loss_shape: torch.Si
     return g / count if reduction == "mean" else g
 
 
+def _check_class_indices(fn: str, target: torch.Tensor, num_classes: int, logits_shape: Optional[tuple] = None) -> torch.Tensor:
+    """Class indices (N,) of dtype torch.long or torch.uint8 with values in 0..C-1; returned as torch.long.
+
+    (A uint8 tensor used as an index is a boolean *mask* in PyTorch, hence the conversion.)"""
+    if target.dtype not in CLASS_INDEX_DTYPES:
+        raise ShapeError(
+            f"{fn}: class indices should have dtype torch.long (int64) or torch.uint8, the two PyTorch "
+            f"accepts, got {target.dtype}; use target.long()"
+        )
+    target = target.long()
+    bad = (target < 0) | (target >= num_classes)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        what = f"logits of shape {logits_shape}" if logits_shape is not None else f"num_classes = {num_classes}"
+        extra = " (-100 is PyTorch's default ignore_index, which this function does not support)" if int(target[i]) == -100 else ""
+        raise ShapeError(
+            f"{fn}: target[{i}] = {int(target[i])} is not a class index for {what}: "
+            f"class indices must lie in 0..{num_classes - 1} (C = {num_classes}){extra}"
+        )
+    return target
+
+
 def one_hot(target: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Class indices ``target`` (N,) -> one-hot rows (N, C): row ``i`` is 1 at column ``target[i]``."""
+    """Class indices ``target`` (N,) -> one-hot rows (N, C): row ``i`` is 1 at column ``target[i]``.
+
+    ``target`` has dtype torch.long or torch.uint8 (others are refused with a ShapeError) and values
+    in 0..C-1 with C = ``num_classes``; a negative or too large index is refused (``F.one_hot``
+    refuses them as well; it takes torch.long only).
+    """
     expect("one_hot", "target", target, (None,), integer=True)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+        raise ValueError(f"one_hot: num_classes should be an int >= 0, got {num_classes!r}")
+    target = _check_class_indices("one_hot", target, num_classes)
     out = torch.zeros(target.shape[0], num_classes, dtype=dtype, device=target.device)
     out[torch.arange(target.shape[0], device=target.device), target] = 1
     return out
@@ -105,22 +144,29 @@ def mse_loss_backward(pred: torch.Tensor, target: torch.Tensor, reduction: str =
 
 
 # --- binary cross-entropy on probabilities ------------------------------------------
-def _check_probabilities(fn: str, p: torch.Tensor) -> None:
-    if p.numel() and bool(((p < 0) | (p > 1)).any()):
-        raise ValueError(f"{fn}: p should hold probabilities in [0, 1], got values from {float(p.min()):g} to {float(p.max()):g} (pass logits to binary_cross_entropy_with_logits instead)")
+def _check_probabilities(fn: str, p: torch.Tensor, target: torch.Tensor) -> None:
+    """Every entry of ``p`` and of ``target`` in [0, 1]; NaN is refused too, as PyTorch does."""
+    for name, t in (("p", p), ("target", target)):
+        if t.numel() and bool(t.isnan().any()):
+            where = tuple(int(i) for i in t.isnan().nonzero()[0])
+            raise ValueError(f"{fn}: {name} should hold probabilities in [0, 1], got NaN at index {where}")
+        if t.numel() and bool(((t < 0) | (t > 1)).any()):
+            hint = " (pass logits to binary_cross_entropy_with_logits instead)" if name == "p" else ""
+            raise ValueError(f"{fn}: {name} should hold probabilities in [0, 1], got values from {float(t.min()):g} to {float(t.max()):g}{hint}")
 
 
 def binary_cross_entropy(p: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Binary cross-entropy ``-(y log p + (1 - y) log(1 - p))`` per element, reduced.
 
-    p: predicted probabilities in [0, 1]; target y: the same shape, values in
-    [0, 1]. As in PyTorch, each log is clamped at :data:`LOG_CLAMP` (-100) so
+    p: predicted probabilities in [0, 1]; target y: the same shape, values in [0, 1].
+    NaN or a value outside [0, 1] in either raises a ValueError, as PyTorch refuses them.
+    As in PyTorch, each log is clamped at :data:`LOG_CLAMP` (-100) so
     that ``p = 0`` or ``p = 1`` gives a finite loss (at most 100 per element).
     Returns shape ``()``, or the shape of ``p`` for ``reduction="none"``.
     """
     _check_reduction("binary_cross_entropy", reduction)
     _check_pair("binary_cross_entropy", "p", p, "target", target)
-    _check_probabilities("binary_cross_entropy", p)
+    _check_probabilities("binary_cross_entropy", p, target)
     log_p = torch.log(p).clamp(min=LOG_CLAMP)
     log_1mp = torch.log1p(-p).clamp(min=LOG_CLAMP)
     loss = -(target * log_p + (1 - target) * log_1mp)
@@ -133,11 +179,12 @@ def binary_cross_entropy_backward(p: torch.Tensor, target: torch.Tensor, reducti
     divided by ``M`` for "mean".
 
     (Exactly at a clamped log the true derivative is 0; PyTorch, and this
-    function, use the formula above everywhere.) Returns the shape of ``p``.
+    function, use the formula above everywhere.) Returns the shape of ``p``. Refuses
+    NaN and values outside [0, 1] in ``p`` or ``target`` as :func:`binary_cross_entropy` does.
     """
     _check_reduction("binary_cross_entropy_backward", reduction)
     _check_pair("binary_cross_entropy_backward", "p", p, "target", target)
-    _check_probabilities("binary_cross_entropy_backward", p)
+    _check_probabilities("binary_cross_entropy_backward", p, target)
     g = _upstream("binary_cross_entropy_backward", grad_output, p.shape, reduction, p.numel(), p)
     return (p - target) / ((1 - p) * p).clamp(min=BCE_GRAD_EPS) * g
 
@@ -188,24 +235,22 @@ def _check_cross_entropy(fn: str, logits: torch.Tensor, target: torch.Tensor) ->
             f"{fn}: target of shape ({n},) holds class indices and should have an integer dtype "
             f"(torch.long), got {target.dtype}; use target.long(), or pass probabilities of shape (N, C) = ({n}, {c})"
         )
-    bad = (target < 0) | (target >= c)
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        raise ShapeError(
-            f"{fn}: target[{i}] = {int(target[i])} is not a class index for logits of shape {tuple(logits.shape)}: "
-            f"class indices must lie in 0..{c - 1} (C = {c})"
-        )
+    _check_class_indices(fn, target, c, tuple(logits.shape))
     return False
 
 
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Softmax cross-entropy from logits, ``-log softmax(z_i)[y_i]`` per sample, reduced.
 
-    logits z: (N, C). target: class indices (N,) with an integer dtype, values
-    in 0..C-1, or class probabilities (N, C), which give ``-sum_c y_ic log
-    softmax(z_i)_c``. Uses a stable log-softmax (max subtraction), so logits of
-    ±1000 are fine. Returns shape ``()``, or (N,) for ``reduction="none"``;
-    ``"mean"`` divides by N.
+    logits z: (N, C). target: class indices (N,) with values in 0..C-1 and dtype
+    torch.long or torch.uint8 (the two PyTorch accepts; other dtypes, negative indices,
+    including PyTorch's ``ignore_index`` -100, and indices >= C raise a ShapeError), or class
+    probabilities (N, C), which give ``-sum_c y_ic log softmax(z_i)_c``. Uses a stable
+    log-softmax (max subtraction), so logits of ±1000 are fine. Returns shape ``()``, or (N,)
+    for ``reduction="none"``; ``"mean"`` divides by N (N = 0 gives 0/0 = NaN, as in PyTorch).
+
+    Special values behave as in PyTorch: a row of logits with NaN or +inf, or all -inf,
+    has a NaN loss (its log-softmax is NaN).
     """
     _check_reduction("cross_entropy", reduction)
     soft = _check_cross_entropy("cross_entropy", logits, target)
@@ -214,7 +259,7 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: str = "
     if soft:
         loss = -(target * logp).sum(dim=-1)  # (N,)
     else:
-        loss = -logp[torch.arange(n, device=logits.device), target]  # (N,)
+        loss = -logp[torch.arange(n, device=logits.device), target.long()]  # (N,)
     return _reduce(loss, reduction, n)
 
 

@@ -1,6 +1,6 @@
 """Evaluation metrics for classifiers, from scratch, matching scikit-learn.
 
-Labels are integer tensors ``(N,)`` with classes ``0 .. K-1``. ``K`` is
+Labels are integer tensors ``(N,)`` of any integer dtype with classes ``0 .. K-1``. ``K`` is
 ``num_classes`` when given, otherwise ``max label + 1`` (so a class that never
 occurs below the largest one still gets its row and column, unlike scikit-learn
 without ``labels=``, which keeps only the labels it sees). With ``K`` classes:
@@ -31,21 +31,34 @@ Scores = Union[torch.Tensor, float]
 
 
 # --- arguments --------------------------------------------------------------------------------
+def _as_long(fn: str, name: str, y: torch.Tensor) -> torch.Tensor:
+    """Integer labels as torch.long. Every integer dtype is accepted (the unsigned 16/32/64-bit
+    ones support few operations, hence the conversion); a uint64 label beyond the int64 range
+    is refused."""
+    if y.dtype == torch.int64:
+        return y
+    y64 = y.to(torch.int64)
+    if y.dtype == getattr(torch, "uint64", None) and bool((y64 < 0).any()):
+        raise ValueError(f"{fn}: {name} holds a uint64 label above 2**63 - 1; labels should be class indices 0..K-1")
+    return y64
+
+
 def _labels(fn: str, y_true: torch.Tensor, y_pred: torch.Tensor) -> None:
-    """Both (N,) integer tensors of the same length N >= 1 with labels >= 0."""
+    """Both (N,) integer tensors (any integer dtype) of the same length N >= 1 with labels >= 0."""
     dims = expect(fn, "y_true", y_true, ("N",), integer=True)
     expect(fn, "y_pred", y_pred, ("N",), dims, integer=True)
     if dims["N"] == 0:
         raise ValueError(f"{fn}: y_true and y_pred are empty; need at least one sample")
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
-        if int(y.min()) < 0:
-            raise ValueError(f"{fn}: {name} should hold class labels 0..K-1, got {int(y.min())}")
+        smallest = int(_as_long(fn, name, y).min())
+        if smallest < 0:
+            raise ValueError(f"{fn}: {name} should hold class labels 0..K-1, got {smallest}")
 
 
 def _num_classes(fn: str, y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: Optional[int]) -> int:
     """``num_classes`` checked against the labels, or ``max label + 1``."""
     _labels(fn, y_true, y_pred)
-    largest = max(int(y_true.max()), int(y_pred.max()))
+    largest = max(int(_as_long(fn, "y_true", y_true).max()), int(_as_long(fn, "y_pred", y_pred).max()))
     if num_classes is None:
         return largest + 1
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -85,7 +98,7 @@ def accuracy(y_true: torch.Tensor, y_pred: torch.Tensor) -> float:
     (Argument order as scikit-learn's ``accuracy_score``; ``course_lib.train.accuracy``
     takes ``(scores, y)`` instead.)"""
     _labels("accuracy", y_true, y_pred)
-    return int((y_true == y_pred).sum()) / len(y_true)
+    return int((_as_long("accuracy", "y_true", y_true) == _as_long("accuracy", "y_pred", y_pred)).sum()) / len(y_true)
 
 
 def precision_recall_f1(

@@ -95,8 +95,9 @@ def max_pool2d(x: torch.Tensor, kernel_size: IntPair, stride: IntPair | None = N
     x: (N, C, H, W) or (C, H, W) -> y: (N, C, H_out, W_out) (or (C, H_out, W_out)).
     With ``return_indices=True`` also the position of each maximum as PyTorch gives
     it, a flat index ``row * W + column`` into the input plane (int64, y's shape).
-    Ties go to the first maximum in row-major window order, as in PyTorch. (A window
-    holding NaN gives NaN, as in PyTorch, but its index is the first NaN, PyTorch's the last.)
+    Ties go to the first maximum in row-major window order, as in PyTorch. A window
+    holding NaN gives NaN and, as in PyTorch, the index of its *last* NaN (PyTorch's loop
+    takes every NaN it meets as the new maximum); a window of -inf points at its first element.
     """
     fn = "max_pool2d"
     x4 = _plane_input(fn, x)
@@ -106,10 +107,13 @@ def max_pool2d(x: torch.Tensor, kernel_size: IntPair, stride: IntPair | None = N
     if not return_indices:
         return y.reshape(x.shape[:-2] + y.shape[-2:])
     # place a * k_w + b of the maximum in its window: the first real (non-padding) element,
-    # in row-major order, that equals the maximum (or is NaN)
+    # in row-major order, that equals the maximum; in a window with NaN, the last NaN
     real = windows(torch.ones(1, 1, *x4.shape[-2:]), k, s, p, 0.0).flatten(-2).to(x.device) > 0
-    is_max = (win == y.unsqueeze(-1)) | win.isnan()
+    is_max = win == y.unsqueeze(-1)
     pos = (is_max & real).to(torch.uint8).argmax(dim=-1)  # argmax returns the first of equal values
+    nan = win.isnan()  # (padding is -inf, never NaN)
+    last_nan = nan.shape[-1] - 1 - nan.flip(-1).to(torch.uint8).argmax(dim=-1)
+    pos = torch.where(nan.any(dim=-1), last_nan, pos)
     rows = torch.arange(Ho, device=x.device).view(Ho, 1) * s[0] - p[0] + pos // k[1]  # input row of the max
     cols = torch.arange(Wo, device=x.device).view(1, Wo) * s[1] - p[1] + pos % k[1]  # input column
     indices = rows * x4.shape[-1] + cols  # flat index into the H x W plane

@@ -245,7 +245,9 @@ print("naive log of it:\n", torch.log(naive))
 # Choosing $m = \max_j z_j$ makes every exponent $\le 0$ (no overflow) and puts a term $e^0 = 1$
 # in the sum (so the log never sees 0). The quantity $m + \log\sum_j e^{z_j - m} = \log \sum_j
 # e^{z_j}$ is the **log-sum-exp**, and the log-softmax is $z_c$ minus it. `course_lib.layers`
-# implements exactly this:
+# implements exactly this. One special case: a row whose entries are all $-\infty$ (a fully masked
+# row) has $m = -\infty$, and $z_j - m$ would be NaN; `logsumexp` then uses $m = 0$, as PyTorch
+# does, and returns $-\infty$ for that row.
 
 # %%
 show_source(layers.logsumexp, layers.log_softmax)

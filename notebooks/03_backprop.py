@@ -127,9 +127,11 @@ show_source(Value.__add__, Value.__mul__)
 
 # %% [markdown]
 # Note the `+=`: `_backward` **adds** its contribution $\bar u \cdot \partial u/\partial v$ to
-# `v.grad`, which implements the sum over consumers. Subtraction and division need no code of
-# their own: $a - b = a + (-1)\cdot b$ and $a / b = a \cdot b^{-1}$, built from `+`, `*` and
-# `**`, whose backward passes already exist.
+# `v.grad`, which implements the sum over consumers. Subtraction and division need no backward
+# code of their own: $a - b = a + (-1)\cdot b$ and $a / b = a \cdot b^{-1}$, built from `+`, `*`
+# and `**`, whose backward passes already exist. Division only adds a guard: a divisor of 0 (or
+# one so small that $b^{-1}$ overflows) raises a clear `ZeroDivisionError` instead of the inf or
+# NaN PyTorch would return.
 
 # %%
 show_source(Value.__pow__, Value.__sub__, Value.__truediv__)

@@ -394,7 +394,10 @@ compare("adjoint: <im2col(x), c> vs <x, col2im(c)>", (cols * c).sum(), (x * conv
 # Dropping the $p$ padding rows and columns on each side gives $\partial L/\partial X$. This
 # operation is also called a **transposed convolution** (`F.conv_transpose2d`).
 #
-# This is what `course_lib.conv` implements, each gradient with one call of our own `conv2d`:
+# This is what `course_lib.conv` implements, each gradient with one call of our own `conv2d`. (One
+# exception: a weight that is $\pm\infty$ or NaN times the zeros inserted for padding and stride
+# gives NaN where PyTorch's result is finite, so for such weights `conv2d_grad_input` takes the
+# equivalent `col2im` route instead.)
 
 # %%
 show_source(conv.conv2d_grad_input, conv.conv2d_grad_weight, conv.conv2d_backward)

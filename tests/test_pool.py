@@ -96,13 +96,15 @@ def test_max_pool_infinite_inputs_and_padding_match_torch():
         assert torch.equal(idx, idx_ref), (k, s, p)  # never an index into the padding
 
 
-def test_nan_propagates_as_in_torch_with_the_documented_index():
+def test_nan_propagates_as_in_torch_with_the_same_index():
     nan = float("nan")
     x = torch.tensor([[[[1.0, nan, 3.0, nan], [0.0, 5.0, nan, 2.0]]]], dtype=DT)
     y, idx = pool.max_pool2d(x, 2, return_indices=True)
     y_ref, idx_ref = F.max_pool2d(x, 2, return_indices=True)
     assert torch.isnan(y).all() and torch.isnan(y_ref).all()
-    assert idx.tolist() == [[[[1, 3]]]] and idx_ref.tolist() == [[[[1, 6]]]]  # first NaN here, last NaN in torch
+    assert idx.tolist() == idx_ref.tolist() == [[[[1, 6]]]]  # the last NaN of each window, as torch
+    g = torch.tensor([[[[10.0, 20.0]]]], dtype=DT)
+    assert pool.max_pool2d_backward(g, x, 2)[0, 0].tolist() == [[0.0, 10.0, 0.0, 0.0], [0.0, 0.0, 20.0, 0.0]]
 
 
 def test_gradient_of_max_pool_is_zero_except_at_the_maxima():
