@@ -105,9 +105,9 @@ def describe_inputs(case: Case, values: bool = True) -> str:
     """A short description of a case's inputs: shapes for tensors, values for scalars
     (with ``values=False`` only their type, as the grader's feedback must not reveal hidden inputs)."""
     parts = []
-    values = list(case.args) + list(case.kwargs.values())
+    inputs = list(case.args) + list(case.kwargs.values())
     names = [f"arg{i}" for i in range(len(case.args))] + list(case.kwargs)
-    for name, value in zip(names, values):
+    for name, value in zip(names, inputs):
         if isinstance(value, torch.Tensor):
             parts.append(f"{name}: {describe(value)}")
         elif values and (isinstance(value, (int, float, bool, str)) or value is None):

@@ -80,8 +80,11 @@ GRADE_HELP = """Grade a folder of filled-in exercise notebooks into a gradebook.
 SUBMISSIONS are .ipynb files or folders. A file alice.ipynb is student "alice";
 in a folder, every *.ipynb directly inside is one student (named after the
 file) and every sub-folder holding exactly one .ipynb is one student (named
-after the folder, e.g. an LMS export alice/01_forward.ipynb). Ids keep letters,
-digits, '.', '_' and '-'.
+after the folder, e.g. an LMS export alice/01_forward.ipynb). Ids keep letters
+and digits of any script (NFC-normalised), '.', '_' and '-'; other characters
+become '_'. Files whose names give the same id are not graded (status
+"duplicate id", files named); the rest are. Submissions must lie in a folder of
+their own, not in the course folder itself (usage error).
 
 Each student's code runs in a sandboxed child process (own session, resource
 limits, wall-clock timeout, scrubbed environment, fresh folder; as root also no
@@ -93,7 +96,8 @@ answers. Points per question = points x passed cases / cases.
 Writes OUT/gradebook.csv (student, one column per question, total, max,
 status, message), OUT/results/<student>.json and OUT/feedback/<student>.md.
 Status: ok, not attempted, unreadable notebook, crashed, timeout, memory limit,
-output limit. A rerun skips submissions already graded (same file, same
+output limit, duplicate id. Text cells starting with = + - @ tab or CR get a
+leading ' (CSV-injection guard). A rerun skips submissions already graded (same file, same
 settings) unless --force.
 
 Exit codes: 0 all graded, 1 some could not be graded (see status), 2 usage error.
@@ -102,23 +106,29 @@ Exit codes: 0 all graded, 1 some could not be graded (see status), 2 usage error
 
 def _cmd_grade(args: argparse.Namespace) -> int:
     from course_lib.grade import runner, sandbox
-    from course_lib.grade.submission import UsageError, discover
+    from course_lib.grade.submission import Submission, UsageError, check_layout, discover_all
 
     try:
-        submissions = discover(args.submissions)
-        limits = sandbox.Limits(timeout=args.timeout, memory_mb=args.memory)
+        found = discover_all(args.submissions)
+        submissions = found.submissions
+        every = submissions + [Submission(sid, f) for sid, files in found.duplicates.items() for f in files]
         course_root = Path(__file__).resolve().parents[1]
+        check_layout(every, course_root)
+        limits = sandbox.Limits(timeout=args.timeout, memory_mb=args.memory)
         hide = [course_root / "solutions", course_root / "tests", args.out.resolve()]
         hide += [args.tests.resolve()] if args.tests else []
-        hide += sorted({s.path.resolve().parent for s in submissions})
+        hide += sorted({s.path.resolve().parent for s in every})
         plan = runner.make_plan(args.sheet, limits, args.tests, hide)
     except (UsageError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    for sid, files in sorted(found.duplicates.items()):
+        print(f"not graded: {len(files)} submissions have the id {sid!r}: " + ", ".join(map(str, files)), file=sys.stderr)
     if not sandbox.is_root():
         print("note: not running as root: no network/filesystem isolation and no separate user for student code "
               "(see docs/instructors.md, 'Threat model')", file=sys.stderr)
-    summary = runner.grade_batch(plan, submissions, args.out, jobs=args.jobs, force=args.force, progress=not args.quiet)
+    summary = runner.grade_batch(plan, submissions, args.out, jobs=args.jobs, force=args.force,
+                                 progress=not args.quiet, duplicates=found.duplicates)
     print(summary.line())
     print(f"gradebook: {args.out / 'gradebook.csv'}")
     return 1 if summary.problems else 0

@@ -1,16 +1,19 @@
 """The sandboxed child: run a student's cells, call their functions, write plain data.
 
-Run as ``python -I -m course_lib.grade.child WORKDIR`` by the grader. Steps:
+Run as ``python -I -m course_lib.grade.child BASE`` by the grader, where ``BASE`` is
+the grader's root-only folder for this run (``job.json``, ``in/``, ``out/``). Steps:
 
-1. as root (when the grader is root): enter new mount and network namespaces,
-   hide the folders listed in the job (solutions, tests, other submissions, the
-   output folder) under empty read-only tmpfs mounts;
-2. import everything the student may need (torch, numpy, course_lib...) while
-   files are still readable, then set resource limits and drop to the job's
-   unprivileged uid/gid;
-3. execute the student's code cells one by one, each under a time limit,
+1. follow the grader in death (a parent-death signal) and join the submission's
+   cgroup (:mod:`course_lib.grade.cgroup`) when the grader made one;
+2. as root: enter the jail (:mod:`course_lib.grade.jail`): new PID, mount, network
+   and IPC namespaces and an allow-listed, read-only root in which only
+   ``/sandbox`` (a size-limited tmpfs) is writable;
+3. import everything the student may need (torch, numpy, course_lib...) and read
+   the inputs while still root, then set resource limits and drop to the job's
+   unprivileged uid/gid (with no way back: ``PR_SET_NO_NEW_PRIVS``);
+4. execute the student's code cells one by one, each under a time limit,
    catching everything (including ``SystemExit``);
-4. for each question and case, call the student's function on the inputs the
+5. for each question and case, call the student's function on the inputs the
    grader wrote and save each output tensor as ``out/{q}_{c}_{k}.npy`` plus one
    JSON line in ``out/log.jsonl``. The grader decides what that is worth.
 
@@ -19,16 +22,16 @@ Everything used after student code has run is bound to local names first.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import resource
 import signal
 import sys
 import traceback
+from typing import Dict, Tuple
 
-CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 16384, 1 << 18
+from course_lib.grade import jail
+
 PRELOAD = (
     "math", "random", "itertools", "functools", "collections", "re", "typing", "dataclasses", "copy",
     "time", "string", "statistics", "fractions", "decimal", "operator", "heapq", "bisect", "enum",
@@ -40,20 +43,6 @@ PRELOAD = (
 
 class Limit(BaseException):
     """A cell or case ran past its time limit (a BaseException: `except Exception` cannot catch it)."""
-
-
-def _isolate(hide: list) -> str:
-    """Enter new mount + network namespaces and hide folders; return a note on what was done."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
-        return f"namespaces unavailable (errno {ctypes.get_errno()})"
-    libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
-    for path in hide:
-        if os.path.isdir(path):
-            flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
-            if libc.mount(b"tmpfs", path.encode(), b"tmpfs", flags, b"size=4k,mode=555") != 0:
-                return f"could not hide {path} (errno {ctypes.get_errno()})"
-    return "isolated"
 
 
 def _limits(job: dict) -> None:
@@ -76,6 +65,7 @@ def _drop(job: dict) -> None:
     os.setgroups([])
     os.setgid(job["gid"])
     os.setuid(job["uid"])
+    jail.no_new_privileges()
 
 
 class _FakeIPython:
@@ -101,12 +91,37 @@ class _FakeIPython:
     getoutput = system
 
 
-def main(workdir: str) -> None:
-    os.chdir(workdir)
-    with open("job.json", encoding="utf-8") as f:
+def _setup(base: str) -> Tuple[Dict, str, str, str]:
+    """Steps 1 and 2: returns the job, a note on the sandbox, and the input and output folders."""
+    with open(os.path.join(base, "job.json"), encoding="utf-8") as f:
         job = json.load(f)
-    note = _isolate(job["hide"]) if os.getuid() == 0 and job.get("isolate", True) else "not isolated"
-    os.environ["MPLBACKEND"] = "Agg"
+    jail.die_with_parent(int(job["parent"]))
+    for procs in job.get("cgroup", []):
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+    host_in, host_out, host_work = (os.path.join(base, d) for d in ("in", "out", "work"))
+    if os.getuid() != 0 or not job.get("isolate", True):
+        os.chdir(host_work)
+        return job, "not isolated", host_in, host_out
+    try:
+        note = jail.enter(job, base)  # only the worker comes back from here
+        return job, note, jail.IN, jail.OUT
+    except jail.JailError as err:  # no namespaces (e.g. a container without CAP_SYS_ADMIN)
+        note = f"namespaces unavailable ({err.strerror})"[:80]
+    os.chmod(base, 0o711)  # the uid may reach its own folders, which no other uid may enter
+    for folder in (host_work, host_out):
+        os.chown(folder, job["uid"], job["gid"])
+        os.chmod(folder, 0o700)
+    os.chdir(host_work)
+    return job, note, host_in, host_out
+
+
+def main(base: str) -> None:
+    job, note, in_dir, out_dir = _setup(base)
+    here = os.getcwd()
+    os.environ.update(HOME=here, MPLCONFIGDIR=os.path.join(here, ".mpl"), MPLBACKEND="Agg",
+                      TMPDIR="/tmp" if note == "isolated" else here)
+    sys.path.insert(0, here)  # as Jupyter puts the notebook's folder first: modules the notebook writes import
     import importlib
 
     for name in PRELOAD:
@@ -127,17 +142,18 @@ def main(workdir: str) -> None:
     for qi, q in enumerate(questions):
         cases = []
         for ci in range(job["cases"][qi]):
-            with open(f"in/{qi}_{ci}.json", encoding="utf-8") as f:
+            with open(os.path.join(in_dir, f"{qi}_{ci}.json"), encoding="utf-8") as f:
                 spec = json.load(f)
-            cases.append(_decode(spec, np, torch))
+            cases.append(_decode(spec, np, torch, in_dir))
         inputs.append(cases)
 
     # bind everything needed after student code runs
     save, write, dumps, getattr_, callable_ = np.save, os.write, json.dumps, getattr, callable
     setitimer, ITIMER_REAL, sig, SIGALRM, exit_ = signal.setitimer, signal.ITIMER_REAL, signal.signal, signal.SIGALRM, os._exit
-    # out/ is root-owned and sticky when sandboxed: the student can add files but not
+    # out/ is root-owned and sticky when jailed: the student can add files but not
     # remove or replace this log, which is opened before privileges are dropped
-    log_fd = os.open("out/log.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    log_fd = os.open(os.path.join(out_dir, "log.jsonl"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    join = os.path.join
 
     def log(entry: dict) -> None:
         write(log_fd, (dumps(entry) + "\n").encode())
@@ -205,7 +221,7 @@ def main(workdir: str) -> None:
             try:
                 outputs = to_plain(limited(lambda: q.call(func, case), job["case_timeout"]))
                 for k, t in enumerate(outputs):
-                    save(f"out/{qi}_{ci}_{k}.npy", t.numpy(), allow_pickle=False)
+                    save(join(out_dir, f"{qi}_{ci}_{k}.npy"), t.numpy(), allow_pickle=False)
                 entry["n"] = len(outputs)
             except NotImplementedError:
                 entry["not_attempted"] = True
@@ -225,13 +241,13 @@ def main(workdir: str) -> None:
     exit_(0)
 
 
-def _decode(spec, np, torch):
+def _decode(spec, np, torch, in_dir):
     """Rebuild a Case from the grader's JSON + .npy files (plain data only)."""
     from course_lib.questions import Case
 
     def value(v):
         if isinstance(v, dict) and "npy" in v:
-            return torch.from_numpy(np.load(v["npy"], allow_pickle=False))
+            return torch.from_numpy(np.load(os.path.join(in_dir, os.path.basename(v["npy"])), allow_pickle=False))
         if isinstance(v, dict) and "tuple" in v:
             return tuple(value(x) for x in v["tuple"])
         if isinstance(v, list):

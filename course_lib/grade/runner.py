@@ -15,23 +15,21 @@ import json
 import os
 import queue
 import runpy
-import stat
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 
 from course_lib import questions as registry
-from course_lib.check import compare, describe_inputs, diagnose, hints_text, misconception_text, to_plain
+from course_lib.check import compare, diagnose, hints_text, misconception_text, to_plain
 from course_lib.grade import gradebook, sandbox
-from course_lib.grade.submission import Submission, UnreadableNotebook, code_cells, digest
+from course_lib.grade.redact import describe_shapes, error_text, mismatch_text
+from course_lib.grade.submission import Submission, UnreadableNotebook, cells_from_bytes, digest, read_notebook
+from course_lib.grade.untrusted_files import MAX_NPY_BYTES, load_npy, remove_tree
 from course_lib.questions import Case, Question
-
-MAX_NPY_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -83,15 +81,23 @@ def make_plan(sheet: str, limits: sandbox.Limits, tests_dir: Optional[Path], hid
 
 
 def _load_npy(path: Path) -> torch.Tensor:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_NPY_BYTES:
-            raise ValueError("not a regular file of reasonable size")
-        array = np.load(f, allow_pickle=False)
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biufc":
-        raise ValueError("not a numeric array")
-    return torch.from_numpy(array.copy(order="C"))  # (np.ascontiguousarray would turn shape () into (1,))
+    """An output the child saved, read without trusting it (see :mod:`~course_lib.grade.untrusted_files`)."""
+    return torch.from_numpy(load_npy(path, MAX_NPY_BYTES))
+
+
+def _cleanup(run: sandbox.ChildRun) -> None:
+    """Remove the child's folders; never raises, whatever the child left there (a
+    3,000-level folder chain included: the fallback removal is iterative)."""
+    try:
+        sandbox.cleanup(run)
+    except Exception:  # e.g. RecursionError from a recursive removal
+        pass
+    base = run.extra.get("base")
+    if base is not None and os.path.lexists(base):
+        try:
+            remove_tree(base)
+        except OSError:
+            pass
 
 
 def _diagnose_quietly(q: Question, failing: List[Tuple[Case, Tuple[torch.Tensor, ...]]]) -> Any:
@@ -123,7 +129,7 @@ def score(plan: Plan, run: sandbox.ChildRun) -> List[Dict[str, Any]]:
             elif e.get("not_attempted"):
                 problem, kind = "raised NotImplementedError (not attempted)", "not attempted"
             elif "error" in e:
-                problem, kind = str(e["error"])[:300], "error"
+                problem, kind = error_text(e["error"]), "error"
             else:
                 kind = "compared"
                 try:
@@ -133,6 +139,7 @@ def score(plan: Plan, run: sandbox.ChildRun) -> List[Dict[str, Any]]:
                     got = tuple(_load_npy(run.out_dir / f"{qi}_{ci}_{k}.npy") for k in range(count))
                     problem = compare(plan.expected[qi][ci], got, q.atol, q.rtol)
                     if problem is not None:
+                        problem = mismatch_text(problem)
                         failing.append((plan.cases[qi][ci], got))
                 except (OSError, ValueError, TypeError) as err:
                     problem = f"its output could not be read back as plain numbers ({type(err).__name__})"
@@ -141,7 +148,7 @@ def score(plan: Plan, run: sandbox.ChildRun) -> List[Dict[str, Any]]:
                 passed += 1
             elif first is None:
                 label = plan.cases[qi][ci].label
-                first = f"case {ci + 1} of {n} ({label}; inputs {describe_inputs(plan.cases[qi][ci], values=False)}): {problem}"
+                first = f"case {ci + 1} of {n} ({label}; inputs {describe_shapes(plan.cases[qi][ci])}): {problem}"
         if kinds <= {"missing", "not attempted"}:
             status = "not attempted"
             feedback = f"Not attempted: `{q.func_name}` was missing or still raised NotImplementedError."
@@ -181,7 +188,7 @@ def classify(run: sandbox.ChildRun, questions: List[Dict[str, Any]]) -> Tuple[st
         return "memory limit", "ran out of its memory limit somewhere; other questions are graded normally"
     if not any(e.get("event") == "done" for e in run.entries) or rc not in (0, None):
         cells = [e for e in run.entries if e.get("event") == "cell"]
-        detail = f" (last cell error: {cells[-1].get('error')})" if cells else ""
+        detail = f" (last cell error: {error_text(cells[-1].get('error'))})" if cells else ""
         return "crashed", f"the notebook stopped the grader's run early (exit code {rc}){detail}"[:300]
     if all(q["status"] == "not attempted" for q in questions):
         return "not attempted", "no question attempted"
@@ -224,7 +231,7 @@ def _run_with_retries(plan: Plan, cells: List[str], slot: int) -> Tuple[sandbox.
             first = (status, f"{where} stopped the run ({status}); it was skipped and the rest graded")
         else:
             first = (first[0], first[1] + f"; then {where} ({status})")
-        sandbox.cleanup(run)
+        _cleanup(run)
     if first is None:
         return run, None, ""
     return run, first[0], first[1]
@@ -250,10 +257,12 @@ def grade_one(plan: Plan, sub: Submission, slot: int) -> Dict[str, Any]:
     ]
     start = time.monotonic()
     try:
-        base["sha256"] = digest(sub.path)
-        cells = code_cells(sub.path)
+        data, base["sha256"] = read_notebook(sub.path)
+        cells = cells_from_bytes(data)
+        del data
     except (OSError, UnreadableNotebook) as err:
-        return {**base, "sha256": base.get("sha256", ""), "status": "unreadable notebook", "message": str(err)[:300], "score": 0.0, "questions": empty, "seconds": 0.0, "sandbox": "", "peak_rss_mb": 0.0}
+        refused = {"sha256": base.get("sha256") or _safe_digest(sub.path), "status": "unreadable notebook"}
+        return {**base, **refused, "message": str(err)[:300], "score": 0.0, "questions": empty, "seconds": 0.0, "sandbox": "", "peak_rss_mb": 0.0}
     try:
         run, status, message = _run_with_retries(plan, cells, slot)
         try:
@@ -261,7 +270,7 @@ def grade_one(plan: Plan, sub: Submission, slot: int) -> Dict[str, Any]:
             if status is None:
                 status, message = classify(run, questions)
         finally:
-            sandbox.cleanup(run)
+            _cleanup(run)
     except Exception as err:  # a grader bug must not stop the batch
         return {**base, "status": "crashed", "message": f"internal grader error: {type(err).__name__}: {err}"[:300], "score": 0.0, "questions": empty, "seconds": time.monotonic() - start, "sandbox": "", "peak_rss_mb": 0.0}
     total = round(sum(q["points"] for q in questions), 4)
@@ -302,9 +311,14 @@ def grade_batch(
     jobs: int = 1,
     force: bool = False,
     progress: bool = True,
+    duplicates: Optional[Mapping[str, Sequence[Path]]] = None,
 ) -> BatchSummary:
     """Grade every submission (resuming: results already on disk for the same file and
-    plan are kept unless ``force``), then write the gradebook and feedback."""
+    plan are kept unless ``force``), then write the gradebook and feedback.
+
+    ``duplicates`` (student id -> files, from :func:`~course_lib.grade.submission.discover_all`)
+    are not graded: each gets a gradebook row with status ``duplicate id`` naming its files.
+    """
     out.mkdir(parents=True, exist_ok=True)
     summary = BatchSummary(max=float(sum(q.points for q in plan.questions)))
     todo: List[Submission] = []
@@ -344,6 +358,9 @@ def grade_batch(
     for res in results:
         if not (out / "feedback" / f"{res['student']}.md").exists():
             gradebook.write_feedback(out, res)
+    results += [gradebook.duplicate_row(plan.sheet, [q.id for q in plan.questions], summary.max, sid, files)
+                for sid, files in sorted((duplicates or {}).items())]
+    for res in results:
         summary.statuses[res["status"]] = summary.statuses.get(res["status"], 0) + 1
         summary.problems += res["status"] in gradebook.PROBLEM_STATUSES
     gradebook.write_gradebook(out, [q.id for q in plan.questions], results)

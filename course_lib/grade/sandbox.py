@@ -1,18 +1,21 @@
 """Run one submission's code in a sandboxed child process and collect what it wrote.
 
 The child (:mod:`course_lib.grade.child`) gets its own session and process
-group, a scrubbed environment, a fresh working folder and resource limits.
-When the grader runs as root it also gets new mount and network namespaces
-(no network at all; solutions, tests, other submissions and the output folder
-hidden) and runs the student's code as an unprivileged uid of its own (one per
-worker slot), so that every process it leaves behind can be found and killed.
+group, a scrubbed environment, a fresh working folder and resource limits, and
+dies with the grader. When the grader runs as root it also gets a uid leased for
+this run only (:mod:`course_lib.grade.isolation`), a cgroup limiting the total
+memory and processes of the submission (:mod:`course_lib.grade.cgroup`), and the
+jail of :mod:`course_lib.grade.jail`: new PID, mount, network and IPC namespaces
+and a root holding only what the code needs. The grader's folder for the run
+(inputs, results) is root-only; the jail's init copies the results into it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import site
+import stat
 import signal
 import subprocess
 import sys
@@ -25,10 +28,12 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from course_lib.grade import cgroup, isolation
 from course_lib.questions import Case, Question
 
-BASE_UID = 61000  # + worker slot; no account needed for setuid
+BASE_UID = isolation.BASE_UID  # sandbox uids are leased from isolation.UID_POOL
 NOGROUP = 65534
+GRACE = 10.0  # seconds the jail's init gets to hand back results after a timeout
 MAX_LOG_BYTES = 2 * 1024 * 1024
 
 
@@ -37,11 +42,12 @@ class Limits:
     """Resource limits of one submission's child process."""
 
     timeout: float = 60.0  # wall-clock seconds for the whole submission
-    memory_mb: int = 2048  # address space
+    memory_mb: int = 2048  # address space of each process, and total memory of all (cgroup)
     output_mb: int = 8  # largest file (stdout, stderr, outputs) the child may write
     case_timeout: float = 5.0  # per call of a student's function
     cell_timeout: float = 20.0  # per notebook cell
-    nproc: int = 64  # processes/threads of the sandbox uid
+    nproc: int = 64  # processes/threads of the whole submission (cgroup), and of its uid
+    disk_mb: int = 256  # everything it may write: working folder, /tmp and /dev/shm together
 
 
 @dataclass
@@ -80,33 +86,32 @@ def _encode(value: Any, folder: Path, stem: str, counter: List[int]) -> Any:
     raise TypeError(f"grader: cannot pass a {type(value).__name__} to the sandbox")
 
 
-def _kill_uid(uid: int) -> None:
-    """SIGKILL every process whose real uid is ``uid`` (repeat until none is left)."""
-    for _ in range(50):
-        found = False
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/status") as f:
-                    for line in f:
-                        if line.startswith("Uid:"):
-                            if int(line.split()[1]) == uid:
-                                found = True
-                                os.kill(int(entry), signal.SIGKILL)
-                            break
-            except (OSError, ValueError):
-                continue
-        if not found:
-            return
-        time.sleep(0.02)
-
-
 def _kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def allowed_paths() -> List[str]:
+    """What the jail shows read-only besides the system folders: the interpreter's prefix, the
+    virtual environment, its site-packages and ``course_lib`` (never the course folder itself)."""
+    import course_lib
+
+    paths = {sys.base_prefix, sys.prefix, sys.exec_prefix, sys.base_exec_prefix, os.path.dirname(course_lib.__file__)}
+    paths.update(site.getsitepackages())
+    return sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
+
+
+_started = [False]
+
+
+def _reap_stale_once() -> None:
+    """Remove temporary folders and cgroups that a killed grader left (once per process)."""
+    if not _started[0]:
+        _started[0] = True
+        isolation.reap_stale()
+        cgroup.reap_stale()
 
 
 def run(
@@ -119,71 +124,81 @@ def run(
     skip_cells: Sequence[int] = (),
     skip_questions: Sequence[int] = (),
 ) -> ChildRun:
-    """Run ``cells`` and then every question's function on ``cases`` in a sandboxed child."""
+    """Run ``cells`` and then every question's function on ``cases`` in a sandboxed child.
+
+    As root the child gets a uid of its own for this run (``slot`` is not used for that any
+    more: uids are leased across concurrent graders), a cgroup, and the jail of
+    :mod:`course_lib.grade.jail`. The folder it gets its inputs from and hands its results
+    back through (``course-grade-<grader pid>-*`` in the temp dir) is the grader's alone.
+    """
+    _reap_stale_once()
     root = is_root()
-    uid = BASE_UID + slot if root else None
-    base = Path(tempfile.mkdtemp(prefix="course-grade-"))
-    work, private = base / "work", base / "private"
-    work.mkdir()
-    private.mkdir(mode=0o700)
-    (work / "in").mkdir()
-    (work / "out").mkdir()
-    counter = [0]
-    for qi, q_cases in enumerate(cases):
-        for ci, case in enumerate(q_cases):
-            spec = {
-                "label": case.label,
-                "args": [_encode(a, work / "in", f"{qi}_{ci}", counter) for a in case.args],
-                "kwargs": {k: _encode(v, work / "in", f"{qi}_{ci}", counter) for k, v in case.kwargs.items()},
-            }
-            (work / "in" / f"{qi}_{ci}.json").write_text(json.dumps(spec))
-    job = {
-        "cells": cells,
-        "questions": [q.id for q in questions],
-        "cases": [len(c) for c in cases],
-        "hide": [str(p) for p in hide if p.is_dir() and not str(base).startswith(str(p.resolve()) + os.sep)],
-        "uid": uid,
-        "gid": NOGROUP if root else None,
-        "memory_mb": limits.memory_mb,
-        "output_mb": limits.output_mb,
-        "timeout": limits.timeout,
-        "case_timeout": limits.case_timeout,
-        "cell_timeout": limits.cell_timeout,
-        "nproc": limits.nproc,
-        "skip_cells": list(skip_cells),
-        "skip_questions": list(skip_questions),
-    }
-    job_path = work / "job.json"
-    job_path.write_text(json.dumps(job))
-    (work / "out" / "log.jsonl").touch(mode=0o600)
-    os.chmod(base, 0o711)
-    if root:
-        os.chmod(job_path, 0o600)
-        for path in (work / "in").iterdir():
-            os.chmod(path, 0o644)
-        os.chmod(work / "in", 0o755)
-        os.chmod(work / "out", 0o1733)  # sticky: the student may add files, not replace the log
-        os.chmod(work, 0o1733)
+    lease = isolation.UidLease() if root else None
+    uid = lease.uid if lease else None
+    group: Optional[cgroup.Cgroup] = None
+    base = Path(tempfile.mkdtemp(prefix=f"{isolation.PREFIX}{os.getpid()}-"))
+    try:
+        for name in ("work", "in", "out", "private", "root"):
+            (base / name).mkdir(mode=0o700)
+        counter = [0]
+        for qi, q_cases in enumerate(cases):
+            for ci, case in enumerate(q_cases):
+                spec = {
+                    "label": case.label,
+                    "args": [_encode(a, base / "in", f"{qi}_{ci}", counter) for a in case.args],
+                    "kwargs": {k: _encode(v, base / "in", f"{qi}_{ci}", counter) for k, v in case.kwargs.items()},
+                }
+                (base / "in" / f"{qi}_{ci}.json").write_text(json.dumps(spec))
+        group = cgroup.create(limits.memory_mb, limits.nproc) if root else None
+        job = {
+            "cells": cells,
+            "questions": [q.id for q in questions],
+            "cases": [len(c) for c in cases],
+            "hide": [str(p.resolve()) for p in hide],
+            "ro_paths": allowed_paths(),
+            "parent": os.getpid(),
+            "cgroup": group.procs if group else [],
+            "uid": uid,
+            "gid": NOGROUP if root else None,
+            "memory_mb": limits.memory_mb,
+            "output_mb": limits.output_mb,
+            "disk_mb": limits.disk_mb,
+            "timeout": limits.timeout,
+            "case_timeout": limits.case_timeout,
+            "cell_timeout": limits.cell_timeout,
+            "nproc": limits.nproc,
+            "skip_cells": list(skip_cells),
+            "skip_questions": list(skip_questions),
+        }
+        (base / "job.json").write_text(json.dumps(job))
+        return _start_and_wait(base, limits, uid, group)
+    finally:
+        if group is not None:
+            group.remove()
+        if lease is not None:
+            lease.release()
+
+
+def _start_and_wait(base: Path, limits: Limits, uid: Optional[int], group: Optional[cgroup.Cgroup]) -> ChildRun:
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(work),
+        "HOME": str(base / "work"),  # the child points these at its jail's folders
         "LANG": "C.UTF-8",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
         "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": str(work / ".mpl"),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
-        "TMPDIR": str(work),
     }
+    private = base / "private"
     stdout_path, stderr_path = private / "stdout", private / "stderr"
     start = time.monotonic()
     timed_out = False
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-m", "course_lib.grade.child", str(work)],
-            cwd=work,
+            [sys.executable, "-I", "-m", "course_lib.grade.child", str(base)],
+            cwd=base,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -193,53 +208,65 @@ def run(
         )
         try:
             _, status, usage = os.wait4(proc.pid, 0) if limits.timeout <= 0 else _wait4_timeout(proc.pid, limits.timeout)
-            proc.returncode = _decode_status(status)
         except subprocess.TimeoutExpired:
             timed_out = True
-            _kill_group(proc.pid)
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = _decode_status(status)
+            if uid is not None:  # stop the student's processes; the jail's init still hands back the results
+                isolation.kill_uid(uid)
+            try:
+                _, status, usage = _wait4_timeout(proc.pid, GRACE)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc.pid)
+                _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = _decode_status(status)
     seconds = time.monotonic() - start
     _kill_group(proc.pid)
+    if group is not None:
+        group.kill()
     if uid is not None:
-        _kill_uid(uid)
+        isolation.kill_uid(uid)
     entries: List[Dict[str, Any]] = []
-    log_path = work / "out" / "log.jsonl"
-    if log_path.is_file() and not log_path.is_symlink():
-        with open(log_path, "rb") as f:
-            raw = f.read(MAX_LOG_BYTES)
-        for line in raw.splitlines():
-            try:
-                item = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(item, dict):
-                entries.append(item)
+    log_path = base / "out" / "log.jsonl"
+    try:
+        fd = os.open(log_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            raw = f.read(MAX_LOG_BYTES) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        raw = b""
+    for line in raw.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict):
+            entries.append(item)
     stdout_bytes = stdout_path.stat().st_size
     with open(stderr_path, "rb") as f:
         f.seek(max(0, stderr_path.stat().st_size - 4000))
         stderr_tail = f.read().decode("utf-8", "replace")
     cap = limits.output_mb * 1024 * 1024
     sandbox = next((e.get("sandbox") for e in entries if e.get("event") == "start"), "not started")
+    group_peak = group.peak_mb() if group is not None else 0.0
     result = ChildRun(
         returncode=proc.returncode,
         timed_out=timed_out,
         seconds=seconds,
         entries=entries,
-        out_dir=work / "out",
+        out_dir=base / "out",
         stdout_bytes=stdout_bytes,
         stderr_tail=stderr_tail,
         sandbox=str(sandbox)[:80],
-        peak_rss_mb=usage.ru_maxrss / 1024,
+        peak_rss_mb=max(usage.ru_maxrss / 1024, group_peak),
         output_capped=stdout_bytes >= cap or stderr_path.stat().st_size >= cap,
     )
     result.extra["base"] = base
+    result.extra["group_peak_mb"] = group_peak
+    result.extra["oom_killed"] = group.oom_killed() if group is not None else False
     return result
 
 
 def cleanup(run_: ChildRun) -> None:
-    """Remove the child's folders."""
-    shutil.rmtree(run_.extra["base"], ignore_errors=True)
+    """Remove the child's folder (iteratively: no depth is too deep)."""
+    isolation.remove_tree(run_.extra["base"])
 
 
 def _decode_status(status: int) -> int:

@@ -1,0 +1,430 @@
+"""Issue 9, the sandbox's isolation: hostile submissions against each other and the machine.
+
+Interface with tests/test_grader_robustness.py (runner side): these tests call only
+``sandbox.run`` / ``sandbox.cleanup`` / ``runner.make_plan`` / ``runner.score`` /
+``runner.grade_batch``, whose signatures are unchanged. ``sandbox.run`` now leases its
+uid itself (``slot`` is ignored) and hands results back in a root-only folder.
+
+Every run here needs root (namespaces, a separate uid, cgroups), as in CI. Several
+sandboxes run at the same time on purpose (the grader at ``-j 2`` next to another
+``course grade`` run): their isolation from each other is part of what is tested.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from course_lib.grade import runner, sandbox
+from course_lib.grade.submission import discover
+
+pytestmark = pytest.mark.skipif(not sandbox.is_root(), reason="needs root: namespaces, separate uids, cgroups")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHEET = "01_forward"
+POOL = range(61000, 61064)  # the sandbox uids (isolation.UID_POOL)
+LIMITS = sandbox.Limits(timeout=90, memory_mb=2048, cell_timeout=40, case_timeout=5)
+TOKEN = f"g1iso{os.getpid()}"
+HOG_MB, HOGS = 600, 5  # the memory hog: 5 processes of 600 MB each, 3 GB in all
+
+
+def solved_cells() -> list:
+    return [c.source for c in jupytext.read(ROOT / "solutions" / f"{SHEET}.py").cells if c.cell_type == "code"]
+
+
+def uid_of(pid: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Uid:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def pool_processes() -> list:
+    return [p for p in os.listdir("/proc") if p.isdigit() and uid_of(p) in POOL]
+
+
+def kill_pool() -> None:
+    for _ in range(50):
+        left = pool_processes()
+        if not left:
+            return
+        for p in left:
+            try:
+                os.kill(int(p), signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.05)
+
+
+def cell_error(run: sandbox.ChildRun) -> str:
+    return " | ".join(str(e.get("error")) for e in run.entries if e.get("event") == "cell")
+
+
+class MemorySampler:
+    """Peak total anonymous memory (PSS, MiB) of the processes of each sandbox uid, sampled from outside."""
+
+    def __init__(self) -> None:
+        self.peak: dict = {}
+        self.stop = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop:
+            total: dict = {}
+            for p in os.listdir("/proc"):
+                if not p.isdigit():
+                    continue
+                uid = uid_of(p)
+                if uid not in POOL:
+                    continue
+                try:  # proportional anonymous memory: pages shared after fork() count once
+                    with open(f"/proc/{p}/smaps_rollup") as f:
+                        pss = int(f.read().split("\nPss_Anon:")[1].split()[0]) / 1024
+                except (OSError, IndexError, ValueError):
+                    continue
+                total[uid] = total.get(uid, 0.0) + pss
+            for uid, mb in total.items():
+                self.peak[uid] = max(self.peak.get(uid, 0.0), mb)
+            time.sleep(0.05)
+
+    def close(self) -> float:
+        self.stop = True
+        self.thread.join(2)
+        return max(self.peak.values(), default=0.0)
+
+
+# --- hostile cells ---------------------------------------------------------------------------
+
+ATTACKER = textwrap.dedent("""
+    import glob, os, time, numpy as np
+    mine = os.path.dirname(os.path.realpath(os.getcwd()))
+    if os.fork() == 0:
+        os.setsid()
+        end = time.time() + 16
+        while time.time() < end:
+            for out in set(glob.glob('/tmp/course-grade-*/out') + glob.glob('/tmp/course-grade-*/*/out')):
+                if os.path.realpath(out).startswith(mine):
+                    continue
+                for q in range(7):
+                    for c in range(12):
+                        try:
+                            with open(f'{out}/{q}_{c}_0.npy', 'wb') as f:
+                                np.save(f, np.full(3, 7.0))
+                            os.chmod(f'{out}/{q}_{c}_0.npy', 0o666)
+                        except OSError:
+                            pass
+            time.sleep(0.01)
+        os._exit(0)
+    time.sleep(10)
+""")
+
+LEAVER = textwrap.dedent(f"""
+    import os, socket, time
+    for p in ('/tmp/{TOKEN}', '/dev/shm/{TOKEN}', '{TOKEN}'):
+        open(p, 'w').write('left behind')
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            a = socket.socket(socket.AF_UNIX); a.bind('\\0{TOKEN}'); a.listen(1)
+            b = socket.socket(socket.AF_UNIX); b.bind('/tmp/{TOKEN}.sock'); b.listen(1)
+            time.sleep(300)
+        os._exit(0)
+    time.sleep(1)
+""")
+
+CHECKER = textwrap.dedent(f"""
+    import os, socket
+    found = [p for p in ('/tmp/{TOKEN}', '/dev/shm/{TOKEN}', '{TOKEN}', '/tmp/{TOKEN}.sock') if os.path.exists(p)]
+    try:
+        socket.socket(socket.AF_UNIX).connect('\\0{TOKEN}')
+        found.append('abstract socket')
+    except OSError:
+        pass
+    def uid(p):
+        try:
+            return int(open(f'/proc/{{p}}/status').read().split('Uid:')[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            return None
+    others = [p for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid() and uid(p) == os.getuid()]
+    if others:
+        found.append(f'{{len(others)}} processes')
+    raise RuntimeError(f'FOUND {{found}}')
+""")
+
+
+def prober(other: Path, sock: str) -> str:
+    """Tries to read what it must not, to reach a socket outside, seeds numpy and fills the disk."""
+    targets = {
+        "course .git": ROOT / ".git" / "HEAD",
+        "course root": ROOT / "README.md",
+        "solutions": ROOT / "solutions" / f"{SHEET}.py",
+        "other notebook": other / "subs" / "friend.ipynb",
+        "earlier gradebook": other / "old_out" / "gradebook.csv",
+    }
+    return textwrap.dedent(f"""
+        import glob, os, socket, json
+        found = []
+        for label, path in {json.dumps({k: str(v) for k, v in targets.items()})}.items():
+            try:
+                open(path, 'rb').read(1)
+                found.append(label)
+            except OSError:
+                pass
+        if [p for p in glob.glob('/tmp/course-grade-*/*/in/*.json') + glob.glob('/tmp/course-grade-*/in/*.json') if os.access(p, os.R_OK)]:
+            found.append('other inputs')
+        try:
+            socket.socket(socket.AF_UNIX).connect({sock!r})
+            found.append('unix socket')
+        except OSError:
+            pass
+        try:
+            import numpy as np
+            np.random.seed(0)
+        except Exception as err:
+            found.append('seed failed: ' + type(err).__name__)
+        written = 0
+        try:
+            for i in range(150):
+                with open(f'fill{{i}}', 'wb') as f:
+                    f.write(b'x' * 4 * 2**20)
+                written += 4
+        except OSError:
+            pass
+        raise RuntimeError('PROBE ' + json.dumps({{'found': found, 'written_mb': written}}))
+    """)
+
+
+HOG = textwrap.dedent(f"""
+    import os, time
+    kids = []
+    for _ in range({HOGS}):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                b = b'x' * ({HOG_MB} * 2**20)
+                time.sleep(3)
+            finally:
+                os._exit(0)
+        kids.append(pid)
+    for pid in kids:
+        os.waitpid(pid, 0)
+""")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """All sandboxes of this module, several at a time (see the module docstring)."""
+    tmp = tmp_path_factory.mktemp("isolation")
+    other = Path(tempfile.mkdtemp(prefix=f"{TOKEN}-other-"))  # a world-readable folder under /tmp
+    os.chmod(other, 0o755)
+    for sub, name in (("subs", "friend.ipynb"), ("old_out", "gradebook.csv")):
+        (other / sub).mkdir(mode=0o755)
+        (other / sub / name).write_text("secret")
+    sock_dir = Path(tempfile.mkdtemp(prefix=f"{TOKEN}-sock-"))
+    os.chmod(sock_dir, 0o777)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_dir / "s"))
+    os.chmod(sock_dir / "s", 0o777)
+    server.listen(8)
+    subs = tmp / "subs"
+    subs.mkdir()
+    base = solved_cells()
+    unfilled = [c.source for c in jupytext.read(ROOT / "exercises" / f"{SHEET}.py").cells if c.cell_type == "code"]
+    nbformat.write(_nb(unfilled + [ATTACKER]), subs / "attacker.ipynb")
+    nbformat.write(_nb(base), subs / "victim.ipynb")
+    plan = runner.make_plan(SHEET, LIMITS, None, [ROOT / "solutions", ROOT / "tests", subs, tmp / "out"])
+    hide = plan.hide
+    sampler = MemorySampler()
+    got: dict = {}
+
+    def batch():
+        got["batch"] = runner.grade_batch(plan, discover([subs]), tmp / "out", jobs=2, progress=False)
+
+    def same_slot_in_turn():
+        got["leaver"] = _run([LEAVER], hide)
+        got["checker"] = _run([CHECKER], hide)
+
+    def long_run_in_slot_0():
+        got["sleeper"] = sandbox.run(base + ["import time\ntime.sleep(6)"], plan.questions, plan.cases, LIMITS, hide, slot=0)
+        got["sleeper_points"] = sum(q["points"] for q in runner.score(plan, got["sleeper"]))
+
+    def probe_then_hog():
+        got["probe"] = _run([prober(other, str(sock_dir / "s"))], hide)
+        got["hog"] = _run([HOG], hide)
+
+    started = time.monotonic()
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            for f in [pool.submit(fn) for fn in (batch, same_slot_in_turn, long_run_in_slot_0, probe_then_hog)]:
+                f.result()
+        got["seconds"] = time.monotonic() - started
+        got["peak_mb"] = sampler.close()
+        got["max"] = sum(q.points for q in plan.questions)
+        bases = []
+        for key in ("leaver", "checker", "sleeper", "probe", "hog"):
+            got[key + "_error"] = cell_error(got[key])
+            bases.append(str(got[key].extra["base"]))
+            sandbox.cleanup(got[key])
+        time.sleep(0.2)
+        got["left_processes"] = mentioning(bases)
+        got["left_tmp"] = [b for b in bases if os.path.exists(b)]
+        got["left_host"] = [p for p in (f"/tmp/{TOKEN}", f"/dev/shm/{TOKEN}", f"/tmp/{TOKEN}.sock") if os.path.exists(p)]
+        yield got
+    finally:
+        server.close()
+        kill_pool()
+        for p in (f"/tmp/{TOKEN}", f"/dev/shm/{TOKEN}", f"/tmp/{TOKEN}.sock"):
+            if os.path.exists(p):
+                os.unlink(p)
+        subprocess.run(["rm", "-rf", str(other), str(sock_dir)])
+
+
+def _nb(sources: list) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    return nb
+
+
+def _run(cells: list, hide: list) -> sandbox.ChildRun:
+    return sandbox.run(cells, [], [], LIMITS, hide, slot=0)
+
+
+def test_a_student_cannot_write_another_students_results(runs):
+    res = {r["student"]: r for r in runs["batch"].results}
+    assert res["victim"]["status"] == "ok" and res["victim"]["score"] == runs["max"], res["victim"]["questions"]
+    assert res["attacker"]["score"] == 0
+
+
+def test_a_reused_uid_slot_shows_nothing_of_the_previous_student(runs):
+    assert "FOUND []" in runs["checker_error"], runs["checker_error"]
+
+
+def test_concurrent_runs_with_the_same_slot_do_not_interfere(runs):
+    run = runs["sleeper"]
+    assert any(e.get("event") == "done" for e in run.entries) and run.returncode == 0, (run.returncode, run.stderr_tail[-500:])
+    assert runs["sleeper_points"] == runs["max"]
+
+
+def _probe(runs) -> dict:
+    text = runs["probe_error"]
+    assert "PROBE " in text, text
+    return json.loads(text.split("PROBE ", 1)[1])
+
+
+def test_sandbox_sees_only_code_it_needs_and_no_socket_outside(runs):
+    assert [f for f in _probe(runs)["found"] if not f.startswith("seed")] == []
+
+
+def test_numpy_random_seed_works_in_the_sandbox(runs):
+    assert [f for f in _probe(runs)["found"] if f.startswith("seed")] == []
+
+
+def test_disk_is_limited_for_the_whole_submission(runs):
+    assert _probe(runs)["written_mb"] <= LIMITS.disk_mb + 8
+
+
+def test_total_memory_of_all_processes_is_limited(runs):
+    print(f"peak memory of one sandbox uid (anonymous PSS): {runs['peak_mb']:.0f} MiB; the hog's cgroup peak: "
+          f"{runs['hog'].extra.get('group_peak_mb', 0):.0f} MiB (it asked for {HOGS * HOG_MB} MiB in {HOGS} processes)")
+    assert runs["peak_mb"] <= LIMITS.memory_mb
+
+
+def test_nothing_is_left_after_the_runs(runs):
+    assert runs["left_processes"] == [] and runs["left_tmp"] == [] and runs["left_host"] == []
+
+
+GRADER = textwrap.dedent("""
+    import sys
+    from course_lib.grade import sandbox
+    cells = [sys.argv[1]] if len(sys.argv) > 1 else []
+    run = sandbox.run(cells, [], [], sandbox.Limits(timeout=120, cell_timeout=100), [])
+    sandbox.cleanup(run)
+""")
+
+DAEMON = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(300)\n    os._exit(0)\ntime.sleep(300)"
+
+
+def descendants(pid: int) -> set:
+    parent = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    parent[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, todo = set(), [pid]
+    while todo:
+        top = todo.pop()
+        for child, ppid in parent.items():
+            if ppid == top and child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def mentioning(bases: list) -> list:
+    """Processes whose command line names one of the sandboxes' folders (harness and student)."""
+    return [p for p in os.listdir("/proc") if p.isdigit() and any(b.encode() in _cmdline(p) for b in bases)]
+
+
+def test_sandbox_dies_with_its_grader_and_a_rerun_cleans_up():
+    grader = subprocess.Popen([sys.executable, "-c", GRADER, DAEMON], cwd=ROOT)
+    bases: list = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len([p for p in mentioning(bases) if uid_of(p) in POOL]) < 2:
+            time.sleep(0.1)
+            for p in descendants(grader.pid):
+                arg = _cmdline(str(p)).split(b"\0")
+                if b"course_lib.grade.child" in _cmdline(str(p)) and len(arg) > 1:
+                    base = os.fsdecode(arg[-2] if arg[-1] == b"" else arg[-1])
+                    base = os.path.dirname(base) if base.endswith("/work") else base
+                    if base not in bases:
+                        bases.append(base)
+        assert len([p for p in mentioning(bases) if uid_of(p) in POOL]) >= 2, "the sandbox did not start"
+        grader.send_signal(signal.SIGKILL)
+        grader.wait()
+        time.sleep(1.0)
+        survivors = mentioning(bases)
+        rerun = subprocess.run([sys.executable, "-c", GRADER], cwd=ROOT, timeout=120, capture_output=True)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        leaked = [b for b in bases if os.path.exists(b)]
+        groups = glob.glob(f"/sys/fs/cgroup/*/**/course-grade-{grader.pid}-*", recursive=True)
+        print(f"after kill -9: {len(survivors)} processes left; after a rerun: {len(leaked)} folders, {len(groups)} cgroups")
+        assert survivors == []
+        assert leaked == [] and groups == []
+    finally:
+        for p in mentioning(bases):
+            try:
+                os.kill(int(p), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
