@@ -228,12 +228,6 @@ def _build_root(job: Dict, base: str) -> None:
     _mount("none", "/", flags=MS_REC | MS_PRIVATE)
     new = os.path.join(base, "root")
     _mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=755")
-    done: List[str] = []
-    for path in sorted(set(SYSTEM_PATHS) | set(job["ro_paths"]), key=len):
-        _bind_ro(path, new, done)
-    for path in job.get("hide", []):  # anything hidden that an allowed folder contains
-        if _inside(path, done) and os.path.isdir(new + path):
-            _mount("tmpfs", new + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=555")
     rw = new + RW
     os.makedirs(rw, mode=0o755)
     size = int(job["disk_mb"])
@@ -246,6 +240,14 @@ def _build_root(job: Dict, base: str) -> None:
     for sub, target in (("tmp", "/tmp"), ("shm", "/dev/shm")):
         os.makedirs(new + target, mode=0o755)
         _mount(f"{rw}/{sub}", new + target, flags=MS_BIND)
+    # the read-only folders come after /tmp: a course or venv that lives under /tmp (a CI clone)
+    # is then bound over a root-owned folder of the sandbox's /tmp instead of being hidden by it
+    done: List[str] = []
+    for path in sorted(set(SYSTEM_PATHS) | set(job["ro_paths"]), key=len):
+        _bind_ro(path, new, done)
+    for path in job.get("hide", []):  # anything hidden that an allowed folder contains
+        if _inside(path, done) and os.path.isdir(new + path):
+            _mount("tmpfs", new + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=555")
     for dev in DEVICES:
         if os.path.exists(f"/dev/{dev}"):
             open(f"{new}/dev/{dev}", "wb").close()
