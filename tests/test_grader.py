@@ -26,8 +26,10 @@ import nbformat
 import pytest
 
 from course_lib import questions as registry
-from course_lib.grade import runner, sandbox
+from course_lib.grade import isolation, runner, sandbox
 from course_lib.grade.submission import Submission, UsageError, discover, student_id
+
+from processes import sandbox_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 SHEET = "01_forward"
@@ -258,16 +260,7 @@ def test_pickle_payloads_are_never_unpickled(graded):
 
 @ROOT_ONLY
 def test_no_student_process_survives(graded):
-    left = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                uid = int(open(f"/proc/{entry}/status").read().split("Uid:")[1].split()[0])
-            except (OSError, IndexError, ValueError):
-                continue
-            if sandbox.BASE_UID <= uid < sandbox.BASE_UID + 16:
-                left.append(entry)
-    assert left == []
+    assert sandbox_processes(isolation.UID_POOL) == []
 
 
 def test_feedback_never_reveals_reference_values_or_hidden_inputs(graded):

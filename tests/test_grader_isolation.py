@@ -33,6 +33,8 @@ import pytest
 from course_lib.grade import runner, sandbox
 from course_lib.grade.submission import discover
 
+from processes import cmdline, descendants, sandbox_processes, start_time, uid_of
+
 pytestmark = pytest.mark.skipif(not sandbox.is_root(), reason="needs root: namespaces, separate uids, cgroups")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,17 +47,6 @@ HOG_MB, HOGS = 600, 5  # the memory hog: 5 processes of 600 MB each, 3 GB in all
 
 def solved_cells() -> list:
     return [c.source for c in jupytext.read(ROOT / "solutions" / f"{SHEET}.py").cells if c.cell_type == "code"]
-
-
-def uid_of(pid: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("Uid:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def pool_processes() -> list:
@@ -120,10 +111,12 @@ ATTACKER = textwrap.dedent("""
     mine = os.path.dirname(os.path.realpath(os.getcwd()))
     if os.fork() == 0:
         os.setsid()
-        end = time.time() + 16
+        end = time.time() + 10
         while time.time() < end:
-            for out in set(glob.glob('/tmp/course-grade-*/out') + glob.glob('/tmp/course-grade-*/*/out')):
-                if os.path.realpath(out).startswith(mine):
+            # the layout is in course_lib's source: the run's folder may be unlistable, its sub-folders not
+            tops = glob.glob('/tmp/course-grade-*')
+            for out in [t + sub for t in tops for sub in ('/out', '/work/out')] + glob.glob('/tmp/course-grade-*/*/out'):
+                if not os.path.isdir(out) or os.path.realpath(out).startswith(mine):
                     continue
                 for q in range(7):
                     for c in range(12):
@@ -135,7 +128,7 @@ ATTACKER = textwrap.dedent("""
                             pass
             time.sleep(0.01)
         os._exit(0)
-    time.sleep(10)
+    time.sleep(6)
 """)
 
 LEAVER = textwrap.dedent(f"""
@@ -221,6 +214,7 @@ HOG = textwrap.dedent(f"""
         pid = os.fork()
         if pid == 0:
             try:
+                os.write(1, b'HOG-START\\n')  # counted from outside: the forks were not refused
                 b = b'x' * ({HOG_MB} * 2**20)
                 time.sleep(3)
             finally:
@@ -251,7 +245,7 @@ def runs(tmp_path_factory):
     base = solved_cells()
     unfilled = [c.source for c in jupytext.read(ROOT / "exercises" / f"{SHEET}.py").cells if c.cell_type == "code"]
     nbformat.write(_nb(unfilled + [ATTACKER]), subs / "attacker.ipynb")
-    nbformat.write(_nb(base), subs / "victim.ipynb")
+    nbformat.write(_nb(base + ["import time\ntime.sleep(4)  # an honest, slow cell (training, say)"]), subs / "victim.ipynb")
     plan = runner.make_plan(SHEET, LIMITS, None, [ROOT / "solutions", ROOT / "tests", subs, tmp / "out"])
     hide = plan.hide
     sampler = MemorySampler()
@@ -274,19 +268,23 @@ def runs(tmp_path_factory):
 
     started = time.monotonic()
     try:
-        with ThreadPoolExecutor(4) as pool:
-            for f in [pool.submit(fn) for fn in (batch, same_slot_in_turn, long_run_in_slot_0, probe_then_hog)]:
+        batch()  # alone first: the attack must not fail for want of processes another test run took
+        with ThreadPoolExecutor(3) as pool:
+            for f in [pool.submit(fn) for fn in (same_slot_in_turn, long_run_in_slot_0, probe_then_hog)]:
                 f.result()
         got["seconds"] = time.monotonic() - started
         got["peak_mb"] = sampler.close()
         got["max"] = sum(q.points for q in plan.questions)
-        bases = []
+        bases, uids = [], set()
         for key in ("leaver", "checker", "sleeper", "probe", "hog"):
             got[key + "_error"] = cell_error(got[key])
             bases.append(str(got[key].extra["base"]))
+            uids.add(got[key].extra["uid"])
+            if key == "hog":
+                got["hog_started"] = (got[key].extra["base"] / "private" / "stdout").read_bytes().count(b"HOG-START")
             sandbox.cleanup(got[key])
         time.sleep(0.2)
-        got["left_processes"] = mentioning(bases)
+        got["left_processes"] = sandbox_processes(uids)
         got["left_tmp"] = [b for b in bases if os.path.exists(b)]
         got["left_host"] = [p for p in (f"/tmp/{TOKEN}", f"/dev/shm/{TOKEN}", f"/tmp/{TOKEN}.sock") if os.path.exists(p)]
         yield got
@@ -346,6 +344,7 @@ def test_disk_is_limited_for_the_whole_submission(runs):
 def test_total_memory_of_all_processes_is_limited(runs):
     print(f"peak memory of one sandbox uid (anonymous PSS): {runs['peak_mb']:.0f} MiB; the hog's cgroup peak: "
           f"{runs['hog'].extra.get('group_peak_mb', 0):.0f} MiB (it asked for {HOGS * HOG_MB} MiB in {HOGS} processes)")
+    assert runs["hog_started"] == HOGS  # every hog process started (none was refused for another reason)
     # the mechanism: the submission's cgroup never held more than the limit (when one could be made)
     group_peak = runs["hog"].extra.get("group_peak_mb")
     if group_peak:
@@ -370,67 +369,38 @@ GRADER = textwrap.dedent("""
 DAEMON = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(300)\n    os._exit(0)\ntime.sleep(300)"
 
 
-def descendants(pid: int) -> set:
-    parent = {}
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    parent[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found, todo = set(), [pid]
-    while todo:
-        top = todo.pop()
-        for child, ppid in parent.items():
-            if ppid == top and child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def mentioning(bases: list) -> list:
-    """Processes whose command line names one of the sandboxes' folders (harness and student)."""
-    return [p for p in os.listdir("/proc") if p.isdigit() and any(b.encode() in _cmdline(p) for b in bases)]
-
-
 def test_sandbox_dies_with_its_grader_and_a_rerun_cleans_up():
     grader = subprocess.Popen([sys.executable, "-c", GRADER, DAEMON], cwd=ROOT)
-    bases: list = []
+    tracked: dict = {}  # every process under the grader (fork server, harness, jail, student): pid -> start time
+
+    def student_processes() -> list:
+        return [p for p, t in tracked.items() if uid_of(str(p)) in POOL and start_time(p) == t]
+
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len([p for p in mentioning(bases) if uid_of(p) in POOL]) < 2:
+        while time.monotonic() < deadline and len(student_processes()) < 2:
             time.sleep(0.1)
-            for p in descendants(grader.pid):
-                arg = _cmdline(str(p)).split(b"\0")
-                if b"course_lib.grade.child" in _cmdline(str(p)) and len(arg) > 1:
-                    base = os.fsdecode(arg[-2] if arg[-1] == b"" else arg[-1])
-                    base = os.path.dirname(base) if base.endswith("/work") else base
-                    if base not in bases:
-                        bases.append(base)
-        assert len([p for p in mentioning(bases) if uid_of(p) in POOL]) >= 2, "the sandbox did not start"
+            for p in descendants(grader.pid) - {grader.pid}:
+                tracked.setdefault(p, start_time(p))
+        assert len(student_processes()) >= 2, "the sandbox did not start"
+        bases = glob.glob(os.path.join(tempfile.gettempdir(), f"course-grade-{grader.pid}-*"))
+        assert bases, "the sandbox's folder was not found"
         grader.send_signal(signal.SIGKILL)
         grader.wait()
         time.sleep(1.0)
-        survivors = mentioning(bases)
+        survivors = [p for p, t in tracked.items() if t is not None and start_time(p) == t]
         rerun = subprocess.run([sys.executable, "-c", GRADER], cwd=ROOT, timeout=120, capture_output=True)
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         leaked = [b for b in bases if os.path.exists(b)]
         groups = glob.glob(f"/sys/fs/cgroup/*/**/course-grade-{grader.pid}-*", recursive=True)
-        print(f"after kill -9: {len(survivors)} processes left; after a rerun: {len(leaked)} folders, {len(groups)} cgroups")
-        assert survivors == []
+        print(f"after kill -9: {len(survivors)} of {len(tracked)} processes left; after a rerun: "
+              f"{len(leaked)} folders, {len(groups)} cgroups")
+        assert survivors == [], [cmdline(str(p))[:80] for p in survivors]
         assert leaked == [] and groups == []
     finally:
-        for p in mentioning(bases):
-            try:
-                os.kill(int(p), signal.SIGKILL)
-            except OSError:
-                pass
-
-
-def _cmdline(pid: str) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
+        for p, t in tracked.items():
+            if start_time(p) == t:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass

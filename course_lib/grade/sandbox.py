@@ -1,6 +1,7 @@
 """Run one submission's code in a sandboxed child process and collect what it wrote.
 
-The child (:mod:`course_lib.grade.child`) gets its own session and process
+The child (:mod:`course_lib.grade.child`) is forked by the grader's fork server
+(:mod:`course_lib.grade.forkserver`, which has torch imported already) and gets its own session and process
 group, a scrubbed environment, a fresh working folder and resource limits, and
 dies with the grader. When the grader runs as root it also gets a uid leased for
 this run only (:mod:`course_lib.grade.isolation`), a cgroup limiting the total
@@ -17,7 +18,6 @@ import os
 import site
 import stat
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from course_lib.grade import cgroup, isolation
+from course_lib.grade import cgroup, forkserver, isolation
 from course_lib.questions import Case, Question
 
 BASE_UID = isolation.BASE_UID  # sandbox uids are leased from isolation.UID_POOL
@@ -136,6 +136,7 @@ def run(
     lease = isolation.UidLease() if root else None
     uid = lease.uid if lease else None
     group: Optional[cgroup.Cgroup] = None
+    server = fork_server()
     base = Path(tempfile.mkdtemp(prefix=f"{isolation.PREFIX}{os.getpid()}-"))
     try:
         for name in ("work", "in", "out", "private", "root"):
@@ -156,7 +157,7 @@ def run(
             "cases": [len(c) for c in cases],
             "hide": [str(p.resolve()) for p in hide],
             "ro_paths": allowed_paths(),
-            "parent": os.getpid(),
+            "parent": server.pid,  # the child's parent: it dies with the fork server, which dies with us
             "cgroup": group.procs if group else [],
             "uid": uid,
             "gid": NOGROUP if root else None,
@@ -171,7 +172,7 @@ def run(
             "skip_questions": list(skip_questions),
         }
         (base / "job.json").write_text(json.dumps(job))
-        return _start_and_wait(base, limits, uid, group)
+        return _start_and_wait(base, limits, uid, group, server)
     finally:
         if group is not None:
             group.remove()
@@ -179,10 +180,11 @@ def run(
             lease.release()
 
 
-def _start_and_wait(base: Path, limits: Limits, uid: Optional[int], group: Optional[cgroup.Cgroup]) -> ChildRun:
-    env = {
+def server_env() -> Dict[str, str]:
+    """The scrubbed environment of the fork server and so of every child (no variable of the grader's)."""
+    return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(base / "work"),  # the child points these at its jail's folders
+        "HOME": tempfile.gettempdir(),  # the child points HOME, TMPDIR and MPLCONFIGDIR at its own folders
         "LANG": "C.UTF-8",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
@@ -191,35 +193,43 @@ def _start_and_wait(base: Path, limits: Limits, uid: Optional[int], group: Optio
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
     }
+
+
+def fork_server() -> forkserver.ForkServer:
+    """The grader's fork server (:mod:`course_lib.grade.forkserver`), started on first use."""
+    return forkserver.get(server_env(), tempfile.gettempdir())
+
+
+def _start_and_wait(base: Path, limits: Limits, uid: Optional[int], group: Optional[cgroup.Cgroup],
+                    server: forkserver.ForkServer) -> ChildRun:
     private = base / "private"
     stdout_path, stderr_path = private / "stdout", private / "stderr"
     start = time.monotonic()
     timed_out = False
-    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-m", "course_lib.grade.child", str(base)],
-            cwd=base,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-            close_fds=True,
-        )
-        try:
-            _, status, usage = os.wait4(proc.pid, 0) if limits.timeout <= 0 else _wait4_timeout(proc.pid, limits.timeout)
-        except subprocess.TimeoutExpired:
+    pid = 0
+    try:
+        pid = server.start(str(base))
+        got = server.wait(pid, limits.timeout if limits.timeout > 0 else None)
+        if got is None:
             timed_out = True
             if uid is not None:  # stop the student's processes; the jail's init still hands back the results
                 isolation.kill_uid(uid)
-            try:
-                _, status, usage = _wait4_timeout(proc.pid, GRACE)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc.pid)
-                _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = _decode_status(status)
+            got = server.wait(pid, GRACE)
+            if got is None:
+                _kill_group(pid)
+                got = server.wait(pid, None)
+        status, maxrss_kb = got
+        returncode = _decode_status(status)
+    except forkserver.ServerGone:  # killed from outside (possible only without isolation): this run only
+        if pid:
+            _kill_group(pid)
+        returncode, maxrss_kb = -signal.SIGKILL, 0
+    for path in (stdout_path, stderr_path):  # the fork may have died before making them
+        if not path.exists():
+            path.touch(0o600)
     seconds = time.monotonic() - start
-    _kill_group(proc.pid)
+    if pid:
+        _kill_group(pid)
     if group is not None:
         group.kill()
     if uid is not None:
@@ -247,7 +257,7 @@ def _start_and_wait(base: Path, limits: Limits, uid: Optional[int], group: Optio
     sandbox = next((e.get("sandbox") for e in entries if e.get("event") == "start"), "not started")
     group_peak = group.peak_mb() if group is not None else 0.0
     result = ChildRun(
-        returncode=proc.returncode,
+        returncode=returncode,
         timed_out=timed_out,
         seconds=seconds,
         entries=entries,
@@ -255,10 +265,11 @@ def _start_and_wait(base: Path, limits: Limits, uid: Optional[int], group: Optio
         stdout_bytes=stdout_bytes,
         stderr_tail=stderr_tail,
         sandbox=str(sandbox)[:80],
-        peak_rss_mb=max(usage.ru_maxrss / 1024, group_peak),
+        peak_rss_mb=max(maxrss_kb / 1024, group_peak),
         output_capped=stdout_bytes >= cap or stderr_path.stat().st_size >= cap,
     )
     result.extra["base"] = base
+    result.extra["uid"] = uid
     result.extra["group_peak_mb"] = group_peak
     result.extra["oom_killed"] = group.oom_killed() if group is not None else False
     return result
@@ -273,16 +284,3 @@ def _decode_status(status: int) -> int:
     if os.WIFSIGNALED(status):
         return -os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
-
-
-def _wait4_timeout(pid: int, timeout: float):
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        got, status, usage = os.wait4(pid, os.WNOHANG)
-        if got == pid:
-            return got, status, usage
-        if time.monotonic() >= deadline:
-            raise subprocess.TimeoutExpired([str(pid)], timeout)
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
