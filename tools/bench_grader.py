@@ -85,7 +85,7 @@ def main(argv=None) -> int:
             "",
             f"`python tools/bench_grader.py --students {args.students} --sheet {args.sheet}` on {now}, running as "
             f"{'root (full sandbox: namespaces, separate uid)' if sandbox.is_root() else 'a normal user (reduced sandbox)'}. "
-            "Seconds per submission include starting the child and importing torch. "
+            "Seconds per submission run from the request to the result: forking the child from the fork server, the jail, the cells and the cases; the fork server imports torch once per batch (the first submission waits for it: the max). "
             f"Budget: median <= {BUDGET_S:g} s per submission: {'OK' if ok else 'OVER'}.",
             "",
             "| -j | submissions | median s | max s | batch wall s | submissions/min | peak RSS per child MB | statuses |",
