@@ -245,7 +245,7 @@ def test_pooling_explorer_shows_what_the_library_computes():
     ex.set_state(kernel=1, padding=2)  # PyTorch's rule: padding <= kernel // 2
     assert ex.result["padding"] == 0 and "(p=2 > k//2: not allowed)" in ex.info.get_text()
     assert "OK" in ex.self_check()
-    assert ex.time_step(repeats=5) < 0.15  # budget 50 ms; loose here because test machines are shared
+    # the 50 ms step budget is measured by `make bench` (docs/benchmarks.md), not asserted on a shared machine
 
 
 def test_pool_gradient_explorer_routes_like_autograd():
@@ -273,4 +273,3 @@ def test_pool_gradient_explorer_routes_like_autograd():
     assert "OK" in ex.self_check()
     ex.set_state(upstream="one", cell=0)
     assert "OK" in ex.self_check("cell")
-    assert ex.time_step(repeats=5) < 0.15

@@ -24,6 +24,7 @@ parent-death signal on the server, and the jail's processes on the child
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import threading
 import traceback
+from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 
@@ -114,12 +116,22 @@ class ServerGone(RuntimeError):
 
 
 class ForkServer:
-    """The grader's handle on one server process; safe to use from several threads."""
+    """The grader's handle on one server process; safe to use from several threads.
+
+    The server gets a home folder of its own (``course-grade-<grader pid>-server-*`` in the temp
+    dir: matplotlib's and torch's caches go there), removed by :meth:`close`, or by the next
+    grader's clean-up if this one was killed."""
 
     def __init__(self, env: Dict[str, str], cwd: str) -> None:
+        import tempfile
+
+        from course_lib.grade import isolation
+
+        self.home = tempfile.mkdtemp(prefix=f"{isolation.PREFIX}{os.getpid()}-server-")
+        env = {**env, "HOME": self.home, "MPLCONFIGDIR": os.path.join(self.home, ".mpl")}
         self._proc = subprocess.Popen(
             [sys.executable, "-I", "-m", "course_lib.grade.forkserver"],
-            cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            cwd=self.home, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True,
         )
         self._send_lock = threading.Lock()
@@ -132,6 +144,8 @@ class ForkServer:
             self.pid = int(json.loads(first)["ready"])
         except (ValueError, KeyError, TypeError):
             self._proc.kill()
+            self._proc.wait()
+            self._remove_home()
             raise ServerGone("sandbox: the fork server did not start") from None
         threading.Thread(target=self._read, name="forkserver-reader", daemon=True).start()
 
@@ -178,6 +192,7 @@ class ForkServer:
             return self._exits.pop(pid)
 
     def close(self) -> None:
+        """Stop the server (it kills what it still runs) and remove its home folder."""
         if self._proc.poll() is None:
             self._proc.stdin.close()
             try:
@@ -185,6 +200,13 @@ class ForkServer:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+        self._remove_home()
+
+    def _remove_home(self) -> None:
+        from course_lib.grade import isolation
+
+        if os.path.isdir(self.home):
+            isolation.remove_tree(Path(self.home))
 
 
 _server: list = [None]
@@ -195,8 +217,20 @@ def get(env: Dict[str, str], cwd: str) -> ForkServer:
     """This grader's fork server, started on first use (and again if it died)."""
     with _server_lock:
         if _server[0] is None or not _server[0].alive:
+            if _server[0] is not None:
+                _server[0].close()
+            else:
+                atexit.register(close)
             _server[0] = ForkServer(env, cwd)
         return _server[0]
+
+
+def close() -> None:
+    """Stop this grader's fork server, if one runs (the next :func:`get` starts a new one)."""
+    with _server_lock:
+        if _server[0] is not None:
+            _server[0].close()
+            _server[0] = None
 
 
 if __name__ == "__main__":
