@@ -86,3 +86,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("qid, mistake", pairs, ids=[f"{q}-{label}" for q, label in pairs])
     elif "qid" in metafunc.fixturenames:
         metafunc.parametrize("qid", ids)
+
+
+# --- each lecture runs once: in the browser test when it can run, else under nbval ----
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    """The browser test runs every cell of a lecture and fails on any error, as nbval does; when it can
+    run (Chromium, playwright and JupyterLab present), the lecture's nbval items are deselected so the
+    notebook is executed once, not twice. Without a browser nbval runs it as before."""
+    in_browser = {item.callspec.params.get("notebook") for item in items
+                  if item.path.name == "test_browser.py" and hasattr(item, "callspec")}
+    in_browser.discard(None)
+    if not in_browser:
+        return
+    from test_browser import browser_missing
+
+    if browser_missing():
+        return
+    twice = [item for item in items if item.path.suffix == ".ipynb" and item.path.resolve() in in_browser]
+    if twice:
+        config.hook.pytest_deselected(items=twice)
+        moved = set(twice)
+        items[:] = [item for item in items if item not in moved]

@@ -91,7 +91,8 @@ def _chromium() -> Optional[str]:
     return exe if os.path.isfile(exe) and os.access(exe, os.X_OK) else None
 
 
-def _missing() -> List[str]:
+def browser_missing() -> List[str]:
+    """What the browser test lacks on this machine ([] when it can run)."""
     missing = []
     if _chromium() is None:
         missing.append("Chromium (install it with tools/install-browser.sh, or set COURSE_CHROMIUM)")
@@ -104,7 +105,7 @@ def _missing() -> List[str]:
 
 def _require() -> None:
     """Skip (or, when ``CI`` is set, fail) when a requirement is missing."""
-    missing = _missing()
+    missing = browser_missing()
     if missing:
         msg = "browser test needs " + "; ".join(missing)
         if os.environ.get("CI"):
