@@ -42,7 +42,7 @@ notebooks: setup
 assign: setup
 	$(VENV)/bin/course assign
 
-BENCH_SCRIPTS = tools/bench.py tools/bench_grader.py tools/bench_conv.py tools/bench_cnn.py
+BENCH_SCRIPTS = tools/bench.py tools/bench_grader.py tools/bench_conv.py tools/bench_cnn.py tools/bench_equivalence.py
 
 bench: setup
 	@status=0; for script in $(BENCH_SCRIPTS); do $(PY) $$script || status=1; done; exit $$status
