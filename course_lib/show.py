@@ -34,3 +34,34 @@ def show_source(*objs: Any) -> Any:
     for obj in objs:
         display(Source(obj))
     return None
+
+
+FIGURES_VAR = "COURSE_FIGURES"
+
+
+def record(name: str, value: float, unit: str = "", fmt: str = ".4g") -> float:
+    """Print a figure the chapter measured (``name: value unit``) and return ``value``.
+
+    When the environment variable ``COURSE_FIGURES`` names a file (``make bench`` sets it for each
+    notebook it runs), the figure is also appended to it as one JSON line, so
+    ``docs/benchmarks.md`` reports exactly the numbers the notebook printed (nothing is
+    computed twice, nothing is copied by hand).
+    """
+    import json
+    import math
+    import os
+
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"record: name should be a non-empty str, got {name!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)  # a 0-d tensor or numpy scalar
+        except (TypeError, ValueError):
+            raise TypeError(f"record: value should be a number, got {type(value).__name__}") from None
+    print(f"{name}: {format(value, fmt)}{' ' + unit if unit else ''}")
+    path = os.environ.get(FIGURES_VAR)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"name": name, "value": value if math.isfinite(value) else str(value),
+                                "unit": unit, "fmt": fmt}) + "\n")
+    return value

@@ -169,3 +169,39 @@ def test_make_bench_runs_every_benchmark_script() -> None:
         assert "write_sections" in source, f"{script} does not write a section of docs/benchmarks.md"
         done = subprocess.run([sys.executable, str(REPO / script), "--help"], capture_output=True, text=True, cwd=REPO, timeout=120)
         assert done.returncode == 0 and "usage:" in done.stdout, f"{script} --help: {done.returncode} {done.stderr[-500:]}"
+
+
+def test_a_notebook_s_recorded_figures_reach_the_report(tmp_path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "from course_lib.show import record\n"
+        "record('adding problem: GRU test MSE', 0.0431, unit='(mean: 0.161)', fmt='.3f')\n"
+        "record('time', float('nan'))"
+    )]
+    path = tmp_path / "figs.ipynb"
+    nbformat.write(nb, path)
+
+    class Bar:
+        def update(self, n: int) -> None:
+            pass
+
+    result = bench.run_notebook(path, 60, Bar())
+    assert result.error is None, result.error
+    assert [f["name"] for f in result.figures] == ["adding problem: GRU test MSE", "time"]
+    row = bench.figure_row("notebooks/x.ipynb", result.figures[0], "2026-01-01")
+    assert row == "| `notebooks/x.ipynb` | adding problem: GRU test MSE | 0.043 (mean: 0.161) | 2026-01-01 |"
+    assert "| nan |" in bench.figure_row("n", result.figures[1], "d")
+
+
+def test_record_prints_and_refuses_what_is_not_a_number(capsys: pytest.CaptureFixture, monkeypatch) -> None:
+    from course_lib.show import record
+
+    monkeypatch.delenv("COURSE_FIGURES", raising=False)
+    assert record("loss", 1.23456, unit="nats") == 1.23456
+    assert capsys.readouterr().out == "loss: 1.235 nats\n"
+    with pytest.raises(TypeError, match="record: value should be a number, got str"):
+        record("loss", "low")
+    with pytest.raises(ValueError, match="record: name should be a non-empty str"):
+        record(" ", 1.0)

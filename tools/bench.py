@@ -33,6 +33,7 @@ import argparse
 import datetime as _dt
 import importlib
 import inspect
+import json
 import os
 import platform
 import re
@@ -153,6 +154,7 @@ class NotebookResult:
     cells: int
     slowest: Tuple[int, float]  # (code cell number, counted from 1 among code cells; seconds)
     error: Optional[str] = None
+    figures: List[Dict[str, Any]] = field(default_factory=list)  # what the notebook recorded (course_lib.show.record)
 
     @property
     def ok(self) -> bool:
@@ -215,10 +217,13 @@ def run_notebook(path: Path, cell_timeout: int, progress: Any) -> NotebookResult
         on_cell_executed=on_executed,
     )
     error = None
+    fd, figures_path = tempfile.mkstemp(prefix="course-figures-", suffix=".jsonl")
+    os.close(fd)
+    env = {**_kernel_env(), "COURSE_FIGURES": figures_path}
     with tempfile.TemporaryFile() as kernel_log:  # the kernel's own stderr (startup warnings, a crash)
         t0 = time.perf_counter()
         try:
-            client.execute(env=_kernel_env(), stderr=kernel_log)
+            client.execute(env=env, stderr=kernel_log)
         except (CellExecutionError, CellTimeoutError) as exc:
             lines = [ln for ln in _plain(str(exc)).splitlines() if ln.strip()]
             error = f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:200]
@@ -230,7 +235,37 @@ def run_notebook(path: Path, cell_timeout: int, progress: Any) -> NotebookResult
     slowest = max(durations.items(), key=lambda kv: kv[1]) if durations else (-1, 0.0)
     rel = _rel(path)
     number = code.index(slowest[0]) + 1 if slowest[0] in code else 0
-    return NotebookResult(rel, seconds, len(code), (number, slowest[1]), error)
+    figures = []
+    with open(figures_path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                figures.append(json.loads(line))
+            except ValueError:
+                continue
+    os.unlink(figures_path)
+    return NotebookResult(rel, seconds, len(code), (number, slowest[1]), error, figures)
+
+
+def figure_row(notebook: str, fig: Dict[str, Any], day: str) -> str:
+    value = fig.get("value")
+    try:
+        text = format(float(value), str(fig.get("fmt") or ".4g"))
+    except (TypeError, ValueError):
+        text = str(value)
+    unit = f" {fig['unit']}" if fig.get("unit") else ""
+    return f"| `{notebook}` | {_cell(str(fig.get('name', '?')))} | {_cell(text + unit)} | {day} |"
+
+
+def figures_section(rows: List[str], cli: str) -> str:
+    head = (
+        "## Figures the chapters measure\n\n"
+        f"`{cli}`: every number a notebook records with `course_lib.show.record` (it prints it too), "
+        "taken from the same run as the notebook's time above: nothing is computed twice or copied by hand. "
+        "Training results depend on the machine's floating-point library and the torch version; the "
+        "notebooks print them and never assert them.\n\n"
+        "| notebook | figure | value | measured |\n|---|---|---:|---|"
+    )
+    return head + "\n" + "\n".join(rows)
 
 
 def _rel(path: Path) -> str:
@@ -490,7 +525,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.output.exists():
         try:
             text = args.output.read_text(encoding="utf-8")
-            for name in ("machine", "notebooks", "widgets"):
+            for name in ("machine", "notebooks", "widgets", "figures"):
                 read_section(text, name)
                 replace_section(text, name, "")
         except ValueError as exc:
@@ -526,6 +561,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rows = merge_rows(read_section(old, "notebooks"), new, lambda k: (ROOT / k.strip("`")).exists())
         sections["notebooks"] = notebooks_section(rows, nb_results, cli)
         all_ok &= all(r.ok for r in nb_results)
+        new_figures = {f"`{r.path}` | {_cell(str(fig.get('name', '?')))}": figure_row(r.path, fig, day)
+                       for r in nb_results for fig in r.figures}
+        ran = {f"`{r.path}`" for r in nb_results}
+        old_figures = read_section(old, "figures")
+        kept = {}  # rows of notebooks not run this time (--only), while the notebook exists
+        for line in [ln for ln in (old_figures or "").splitlines() if ln.startswith("| `")]:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if cells[0] not in ran and (ROOT / cells[0].strip("`")).exists():
+                kept[f"{cells[0]} | {cells[1]}"] = line
+        sections["figures"] = figures_section(list({**kept, **new_figures}.values()), cli)
 
     if not args.no_widgets:
         explorers = find_explorers(args.only)
