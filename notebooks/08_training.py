@@ -41,7 +41,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_lib import data, init, norm
+from course_lib import data, init, norm, optim
 from course_lib import regularize as reg
 from course_lib.compare import compare
 from course_lib.device import seed_everything
@@ -69,9 +69,11 @@ NOTEBOOK_START = time.perf_counter()
 #   $s^2 = 2/n$: **Kaiming/He** initialisation (He et al., 2015), $s = \text{gain}/\sqrt{n_{in}}$ with gain $\sqrt2$.
 # * **tanh** is the identity near 0, so $s^2 = 1/n$ keeps the variance in its linear regime;
 #   **Xavier/Glorot** (Glorot & Bengio, 2010) compromises between the forward pass ($n_{in}$) and the
-#   backward pass ($n_{out}$): $s^2 = 2/(n_{in}+n_{out})$. PyTorch multiplies both by a *gain*
-#   (`torch.nn.init.calculate_gain`: 5/3 for tanh, $\sqrt2$ for ReLU) to make up for what the
-#   nonlinearity takes away.
+#   backward pass ($n_{out}$): $s^2 = 2/(n_{in}+n_{out})$. PyTorch's initialisers multiply both by a
+#   *gain* to make up for what the nonlinearity takes away (`torch.nn.init.calculate_gain`: 5/3 for
+#   tanh, $\sqrt2$ for ReLU), but with different defaults: `kaiming_normal_` derives it from its
+#   `nonlinearity` argument, by default `"leaky_relu"` with slope `a = 0`, which is $\sqrt2$;
+#   `xavier_normal_` takes it as `gain`, by default 1, the paper's form. Both are printed below.
 # * **PyTorch's `nn.Linear` default** draws $W\sim U(-b, b)$ with $b = 1/\sqrt{n_{in}}$. A uniform
 #   distribution on $[-b, b]$ has variance $b^2/3$, so $s = 1/\sqrt{3 n_{in}}$ and, per layer,
 #   $\operatorname{Var}(z_l) = \tfrac13\,\mathbb{E}[h_{l-1}^2]$: a factor $1/6$ in variance
@@ -89,6 +91,12 @@ show_source(init.init_std)
 
 # %%
 print(inspect.getsource(nn.Linear.reset_parameters).split('"""')[-1].strip())
+print("calculate_gain:", {nl: round(nn.init.calculate_gain(nl), 4) for nl in ("linear", "tanh", "relu")},
+      "leaky_relu with a = 0:", round(nn.init.calculate_gain("leaky_relu", 0), 4))
+for fn in (nn.init.xavier_normal_, nn.init.kaiming_normal_):
+    defaults = {k: v.default for k, v in inspect.signature(fn).parameters.items()
+                if v.default is not inspect.Parameter.empty and k != "generator"}
+    print(f"{fn.__name__} defaults: {defaults}")
 
 def same_draws(scheme, torch_init, nonlinearity="relu"):
     ours = init.init_weight(256, 128, scheme, nonlinearity, torch.Generator().manual_seed(1), torch.float64)
@@ -119,14 +127,14 @@ show_source(init.depth_statistics)
 schemes = {"naive": ("naive", None), "Xavier, gain 1": ("xavier", "linear"), "Xavier (torch gain)": ("xavier", None),
            "Kaiming": ("kaiming", None), "PyTorch default": ("pytorch", None)}
 stats = {}
-print(f"{'scheme':20s} {'act':5s} | std of h_l at layer 1, 5, 10, 20          | ||dL/dW_1|| / ||dL/dW_20||")
+print(f"{'scheme':20s} {'act':5s} | std of h_l at layer 1, 5, 10, 20          | ||dL/dW_1||  ||dL/dW_1|| / ||dL/dW_20||")
 for act in ("tanh", "relu"):
     for label, (scheme, gain_of) in schemes.items():
         s = init.depth_statistics(20, 128, scheme, act, batch=256, seed=0, gain_nonlinearity=gain_of)
         stats[label, act] = s
         stds = "  ".join(f"{s['activation_std'][i]:9.2e}" for i in (0, 4, 9, 19))
         g = s["gradient_norm"]
-        print(f"{label:20s} {act:5s} | {stds} | {g[0] / g[-1]:9.2e}")
+        print(f"{label:20s} {act:5s} | {stds} | {g[0]:10.2e}  {g[0] / g[-1]:9.2e}")
 
 # %%
 for act, expected in (("relu", 1 / math.sqrt(6)), ("tanh", 1 / math.sqrt(3))):
@@ -149,7 +157,7 @@ print(f"Kaiming, relu: std(z_l) from {k[0]:.3f} (layer 1) to {k[-1]:.3f} (layer 
 # connections and normalisation layers (section 2) all make it harmless. It matters when you stack
 # plain layers, as the next measurement shows: ten hidden ReLU layers of width 64 on the digits,
 # the same SGD (learning rate 0.1, 100 full-batch steps on 300 training images), only the
-# initialisation or a batch-norm layer changed.
+# initialisation or a batch-norm layer changed, three seeds each.
 
 # %%
 split = data.digits_splits()  # X_* (N, 64) in [0, 1], y_* (N,) in 0..9: train, validation, test
@@ -187,26 +195,52 @@ def evaluate(model, X, y):
     return float(F.cross_entropy(out, y)), float((out.argmax(1) == y).float().mean())
 
 
-deep = {}
+deep, results = {}, {}
+print(f"{'3 seeds: mean':22s} training loss    training  validation accuracy")
+print(f"{'':22s} start -> end     accuracy  mean  (range)")
 for label, options in (("PyTorch default", {}), ("Kaiming", {"kaiming": True}), ("default + batch norm", {"batch_norm": True})):
-    model = make_mlp([64] + [64] * 10 + [10], **options)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    start = evaluate(model, X_small, y_small)[0]
-    for step in range(100):
-        model.train()
-        opt.zero_grad()
-        F.cross_entropy(model(X_small), y_small).backward()
-        opt.step()
-    deep[label] = model
-    print(f"{label:22s} training loss {start:.3f} -> {evaluate(model, X_small, y_small)[0]:.3f}, "
-          f"validation accuracy {evaluate(model, split.X_val, split.y_val)[1]:.3f}")
+    rows = []
+    for seed in (0, 1, 2):
+        model = make_mlp([64] + [64] * 10 + [10], seed=seed, **options)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        start = evaluate(model, X_small, y_small)[0]
+        for step in range(100):
+            model.train()
+            opt.zero_grad()
+            F.cross_entropy(model(X_small), y_small).backward()
+            opt.step()
+        rows.append([start, *evaluate(model, X_small, y_small), evaluate(model, split.X_val, split.y_val)[1]])
+        if seed == 0:
+            deep[label] = model  # section 2 looks inside this one
+    r = results[label] = torch.tensor(rows)
+    start, loss, acc, val = r.mean(0).tolist()
+    print(f"{label:22s} {start:.3f} -> {loss:.3f}    {acc:.3f}     {val:.3f} ({r[:, 3].min():.3f}..{r[:, 3].max():.3f})")
+print("batch norm below Kaiming in validation accuracy on every seed:",
+      bool((results["default + batch norm"][:, 3] < results["Kaiming"][:, 3]).all()))
+with torch.no_grad():
+    out = make_mlp([64] + [64] * 10 + [10])(X_small)  # PyTorch's default, before training
+print(f"PyTorch default before training: the logits vary by {out.std(0).mean():.1e} from image to image; "
+      f"their typical size is {out.abs().mean():.1e}")
 
 # %% [markdown]
-# With PyTorch's default the deep ReLU network does not move from chance (the loss stays at
-# $\log 10 = 2.303$): its output is almost independent of the input, and so are the gradients. The
-# same network with Kaiming initialisation learns, and a batch-norm layer after each linear layer
-# rescues even the default initialisation. Explore it yourself: depth, width, scheme and
-# activation; each row of the left panel is one layer's histogram (layer 1 at the top).
+# With PyTorch's default the deep ReLU network does not move from chance: the loss stays at
+# $\log 10 = 2.303$ and the accuracy at 0.1. Its logits hardly depend on the input (the signal has
+# shrunk by about $1/\sqrt6$ per layer while every layer adds its bias), so the gradient has no
+# information about which image is which. The same network with Kaiming initialisation learns,
+# and a batch-norm layer after each linear layer makes even the default initialisation trainable.
+#
+# Read the last two rows with care. Batch norm wins on *optimisation*: in 100 steps it fits all 300
+# training images (training accuracy 1, loss near 0), while the Kaiming network still underfits.
+# It loses on *validation*. That is not a verdict on batch norm against Kaiming: it is one learning
+# rate, a budget of 100 steps, 300 images and 269 validation images, and a ten-layer network that
+# has memorised its training set generalises poorly (the overfitting of section 3). Nor is it an
+# artefact of evaluation mode, which normalises with running averages instead of batch statistics:
+# section 2 checks that after these 100 steps the running averages agree with the statistics the
+# final network computes on its training images. A lower training loss is not a better model;
+# only held-out data can say which one is.
+#
+# Explore the signal through depth yourself: depth, width, scheme and activation; each row of the
+# left panel is one layer's histogram (layer 1 at the top).
 
 # %%
 explorer = InitExplorer()
@@ -237,6 +271,7 @@ explorer
 show_source(norm.batch_norm)
 
 # %%
+print(nn.BatchNorm1d(3), nn.BatchNorm2d(3), nn.LayerNorm(3), sep="\n")  # PyTorch's defaults
 g64 = torch.Generator().manual_seed(0)
 x = torch.randn(4, 3, 5, 5, generator=g64, dtype=torch.float64) * 2 + 1  # (N, C, H, W)
 w, b = torch.rand(3, generator=g64, dtype=torch.float64) + 0.5, torch.randn(3, generator=g64, dtype=torch.float64)
@@ -258,7 +293,7 @@ for _ in range(3):
 compare("running statistics after 3 steps", [ours_module.running_mean, ours_module.running_var],
         [torch_module.running_mean, torch_module.running_var])
 ours_module.eval(), torch_module.eval()
-compare("BatchNorm vs nn.BatchNorm2d, evaluation", ours_module(batch), torch_module(batch))
+_ = compare("BatchNorm vs nn.BatchNorm2d, evaluation", ours_module(batch), torch_module(batch))
 
 # %% [markdown]
 # The running mean is an exponential moving average: fed batches whose mean is 3, it reaches
@@ -289,13 +324,27 @@ bn_explorer.set_state(batch=3, momentum=0.05, steps=200)
 bn_explorer
 
 # %% [markdown]
-# **Train versus eval mode matters.** The batch-norm network of section 1, evaluated on the
-# validation images in training mode (each batch normalised with its own statistics) instead of
-# evaluation mode:
+# **Train versus eval mode matters.** First, are the running statistics of the batch-norm network
+# of section 1 (seed 0) trustworthy after only 100 steps? Compare them with the statistics the
+# final network computes on its 300 training images (a copy run once in training mode with
+# momentum 1, which stores exactly that batch's statistics). Then evaluate the validation images
+# in training mode (each batch normalised with its own statistics) instead of evaluation mode:
 
 # %%
 bn_model = deep["default + batch norm"]
+fresh = copy.deepcopy(bn_model).train()
+for layer in fresh.modules():
+    if isinstance(layer, nn.BatchNorm1d):
+        layer.momentum = 1.0  # the running statistics become this one batch's
+with torch.no_grad():
+    fresh(X_small)
+pairs = [(a, b) for a, b in zip(bn_model.modules(), fresh.modules()) if isinstance(a, nn.BatchNorm1d)]
+rel = {k: max(float((getattr(a, k) - getattr(b, k)).norm() / getattr(b, k).norm()) for a, b in pairs)
+       for k in ("running_mean", "running_var")}
+print(f"after 100 steps (start values weighted 0.9^100 = {0.9**100:.1e}): running statistics vs the final network's "
+      f"on the training images, largest relative difference {rel['running_mean']:.1%} (mean), {rel['running_var']:.1%} (variance)")
 print(f"evaluation mode (running statistics):  validation accuracy {evaluate(bn_model, split.X_val, split.y_val)[1]:.3f}")
+print(f"evaluation mode, recomputed statistics: validation accuracy {evaluate(fresh, split.X_val, split.y_val)[1]:.3f}")
 probe = copy.deepcopy(bn_model).train()  # a copy: forward passes in training mode move the running statistics
 with torch.no_grad():
     for batch_size in (269, 32, 8):
@@ -308,10 +357,15 @@ with torch.no_grad():
         print("training mode, one image:", err)
 
 # %% [markdown]
-# Normalised with the statistics of the whole validation set, the network does about as well as
-# with its running statistics; with batches of 32 and then 8 images the accuracy drops, because each
-# image is now normalised by whatever else happens to be in its batch, and a single image cannot be
-# normalised at all. Call `model.eval()` before evaluating.
+# The running statistics are not what holds this network back: after 100 steps they agree with
+# the training-set statistics of the final weights to a fraction of a percent, and recomputing them
+# leaves the validation accuracy where it was (the gap to Kaiming in section 1 is overfitting, not
+# evaluation mode). Normalised with the statistics of the whole validation set, in training mode,
+# the network does a little better than with its running statistics: those describe the training
+# images, and normalising the validation set by itself adapts to it, which a single test image
+# arriving alone does not allow. With batches of 32 and then 8 images the accuracy drops, because
+# each image is now normalised by whatever else happens to be in its batch, and a single image
+# cannot be normalised at all. Call `model.eval()` before evaluating.
 
 # %% [markdown]
 # ### The backward pass of batch norm
@@ -373,7 +427,7 @@ dy = torch.randn(xl.shape, generator=g64, dtype=torch.float64)
 ref_grads = torch.autograd.grad(y_ref, (xl, ln_ref.weight, ln_ref.bias), dy)
 compare("layer_norm_backward vs autograd", list(norm.layer_norm_backward(dy, xl.detach(), (7, 6), ln_ref.weight.detach())), list(ref_grads))
 one = xl[:1].detach()
-compare("layer norm of one sample alone = inside a batch", norm.layer_norm(one, (7, 6)), norm.layer_norm(xl.detach(), (7, 6))[:1])
+_ = compare("layer norm of one sample alone = inside a batch", norm.layer_norm(one, (7, 6)), norm.layer_norm(xl.detach(), (7, 6))[:1])
 
 # %% [markdown]
 # ## 3. Regularisation and generalisation
@@ -473,6 +527,15 @@ for t in (1, 2, 3):
     opt.step()
     p0, state_m, state_v = reg.adamw_step(p0, g, state_m, state_v, t, lr=0.1, weight_decay=0.5)
 compare("adamw_step vs torch.optim.AdamW, 3 steps", p0, p.detach())
+p = torch.randn(5, 4, generator=g64, dtype=torch.float64, requires_grad=True)
+opt = torch.optim.Adam([p], lr=0.1, weight_decay=0.5)  # Adam's weight_decay: L2, lambda * theta added to the gradient
+p0, state_m, state_v = p.detach().clone(), torch.zeros(5, 4, dtype=torch.float64), torch.zeros(5, 4, dtype=torch.float64)
+for t in (1, 2, 3):
+    g = torch.randn(5, 4, generator=g64, dtype=torch.float64)
+    p.grad = g.clone()
+    opt.step()
+    p0, state_m, state_v = optim.adam_step(p0, g + 0.5 * p0, state_m, state_v, t, lr=0.1)
+_ = compare("Adam on grad + lambda * theta vs torch.optim.Adam(weight_decay=lambda), 3 steps", p0, p.detach())
 
 # %%
 for label, make_opt in (("Adam + L2, lambda = 0.01", lambda ps: torch.optim.Adam(ps, lr=LR, weight_decay=0.01)),
@@ -483,23 +546,27 @@ for label, make_opt in (("Adam + L2, lambda = 0.01", lambda ps: torch.optim.Adam
 
 blank = X_small.abs().sum(0) == 0  # pixels that are 0 in every training image
 print(f"{int(blank.sum())} pixels are blank in all 300 training images; their weights get no gradient from the data.")
+blank_norm = {}
 for label in ("baseline, seed 0", "Adam + L2, lambda = 0.01", "AdamW, lambda = 0.01", "AdamW, lambda = 1"):
     W1 = runs[label]["model"][0].weight.detach()
+    blank_norm[label] = W1[:, blank].norm()
     print(f"{label:28s} first-layer weights: norm on blank pixels {W1[:, blank].norm():.4f}, on the others {W1[:, ~blank].norm():.2f}")
+for lam in (0.01, 1):
+    print(f"AdamW, lambda = {lam}: blank-pixel weights shrunk by {1 - blank_norm[f'AdamW, lambda = {lam}'] / blank_norm['baseline, seed 0']:.2%}; "
+          f"1 - (1 - lr * lambda)^{EPOCHS} = {1 - (1 - LR * lam) ** EPOCHS:.2%}")
 
 # %% [markdown]
 # The weights of the always-blank pixels show the difference. With L2 inside Adam their only
 # gradient is $\lambda\theta$, which Adam's normalisation turns into a step of about the learning
-# rate towards 0, whatever $\lambda$: within 100 steps they are all but gone. AdamW shrinks them by
-# $(1-\eta\lambda)^{100}$, i.e. by 0.3 % for $\lambda = 0.01$ and 26 % for $\lambda = 1$, exactly like
-# every other weight. The same number $\lambda = 0.01$ is a strong regulariser as L2 in Adam (it
+# rate towards 0, whatever $\lambda$: within 100 steps they are all but gone. AdamW multiplies them by
+# $(1-\eta\lambda)^{100}$, exactly as predicted (printed above), like every other weight. The same number $\lambda = 0.01$ is a strong regulariser as L2 in Adam (it
 # raises the training loss by more than an order of magnitude) and almost nothing as decoupled decay: the two
 # `weight_decay` arguments are different hyperparameters. Neither improves the validation accuracy
 # beyond the seed-to-seed spread on this data.
 #
 # ### Dropout
 # Dropout (Srivastava et al., 2014) zeroes each unit with probability $p$ during training. The
-# *inverted* form used everywhere today rescales the kept units by $1/(1-p)$ at training time, so
+# *inverted* form, the one PyTorch implements (checked below), rescales the kept units by $1/(1-p)$ at training time, so
 # that $\mathbb{E}[y] = x$ and evaluation is the identity: $y = x\odot M/(1-p)$ with $M\in\{0,1\}$ like $x$
 # marking the kept units. (The paper scales the weights by $1-p$ at test time instead; the
 # networks are equivalent.)
@@ -560,7 +627,8 @@ for label in ("baseline, seed 0", "random shifts"):
 # its validation accuracy when the digits move one pixel to the right; the network trained on
 # shifted copies hardly notices. The price within the same 100 epochs: a harder training task, a
 # higher training loss and a lower accuracy on the unshifted validation images. Augmentation buys
-# an invariance, and usually needs a longer training budget to pay off on unshifted data.
+# an invariance at a price in fit; whether a longer training budget would recover the accuracy on
+# unshifted digits is not measured here.
 #
 # ### Gradient clipping
 # When one batch produces a huge gradient (common in recurrent networks, chapters 09 and 10),
@@ -619,10 +687,11 @@ print(f"\nchosen on validation: {chosen}")
 print(f"test accuracy of the chosen model (read once): {evaluate(runs[chosen]['model'], split.X_test, split.y_test)[1]:.3f}")
 
 # %% [markdown]
-# With 269 validation images one percentage point is about three images, and the runs differ by
-# little more than the seed-to-seed spread of the baseline. The winner's validation score is
-# therefore an optimistic estimate (it was the maximum of several noisy scores); the test score,
-# read once, is the honest one.
+# With 269 validation images one percentage point is 2.7 images, so the top runs differ from the
+# baseline by a handful of images, and three seeds of the baseline are too few to measure the
+# noise well: treat the ranking as suggestive, not established. The winner's validation score is
+# also an optimistic estimate (it is the maximum of several noisy scores on the same 269 images);
+# the test score, read once, is the honest one.
 #
 # ## 4. The practical recipe
 # Before tuning anything, four checks catch most bugs.
@@ -691,7 +760,8 @@ print(f"notebook compute time: {time.perf_counter() - NOTEBOOK_START:.1f} s")
 #   Kaiming ($s = \sqrt2/\sqrt{n_{in}}$) keeps ReLU networks at unit scale; Xavier with torch's tanh
 #   gain does the same for tanh. PyTorch's `nn.Linear` default, $U(\pm1/\sqrt{n_{in}})$ with std
 #   $1/\sqrt{3n_{in}}$, shrinks the standard deviation by $1/\sqrt6$ per ReLU layer (measured 0.41):
-#   a plain 10-layer ReLU network with it does not train with SGD, with Kaiming or batch norm it does.
+#   a plain 10-layer ReLU network with it does not train with SGD, with Kaiming or batch norm it does
+#   (batch norm fits the 300 training images fastest, which is not the same as generalising best).
 # * Batch norm normalises each channel with the batch's mean and *biased* variance in training,
 #   keeps running estimates with the *unbiased* variance and momentum 0.1, and uses them in
 #   evaluation. Forgetting `model.eval()` makes predictions depend on the batch. Its backward pass
@@ -709,8 +779,9 @@ print(f"notebook compute time: {time.perf_counter() - NOTEBOOK_START:.1f} s")
 #
 # Open `exercises/08_training.ipynb`: derive the Kaiming standard deviation, write batch norm in
 # training and evaluation mode, debug a running-statistics update, derive batch norm's backward
-# pass, and write inverted dropout with a given mask and gradient clipping by the global norm, each
-# with an instant check that names the typical mistake it recognises.
+# pass, predict (then measure) how far the signal falls through ten ReLU layers under PyTorch's
+# default, Xavier's and Kaiming's initialisation, and write gradient clipping by the global norm,
+# each with an instant check that names the typical mistake it recognises.
 #
 # ## References
 #

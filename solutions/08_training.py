@@ -17,8 +17,9 @@
 # Six questions on the lecture `notebooks/08_training.ipynb`. You **derive** the standard
 # deviation of Kaiming initialisation for a ReLU layer, write batch normalisation's forward pass
 # in training and evaluation, **debug** an update of its running statistics against
-# `nn.BatchNorm2d`, **derive** its backward pass, and write inverted dropout with a given mask and
-# gradient clipping by the global norm. Replace each `raise NotImplementedError(...)` with your
+# `nn.BatchNorm2d`, **derive** its backward pass, **predict** how far the signal falls through a
+# deep ReLU network under three initialisations (then measure it), and write gradient clipping by
+# the global norm. Replace each `raise NotImplementedError(...)` with your
 # code and run the `check(...)` cell below it: it compares your function with the course's
 # reference on several inputs, edge cases included, names the typical mistake when your outputs
 # show one, and gives a hint. Each failed check of the same question shows one more hint tier
@@ -28,7 +29,7 @@
 # Write everything with tensor arithmetic (`+`, `*`, `/`, `torch.sqrt`, `.mean`, `.sum`), not
 # with `torch.nn.functional`, `torch.nn.init`, `torch.nn.utils` or `course_lib`: the point is to
 # write them yourself. Return new tensors; do not modify the arguments in place. All tensors are
-# `float64`. At the end, your six functions train a small network on the 8×8 digits together.
+# `float64`. At the end, your functions train a small network on the 8×8 digits together.
 
 # %% tags=["setup"]
 # Setup. On Colab this installs course_lib from the course repository (Colab keeps its own
@@ -238,29 +239,62 @@ def batch_norm_backward(dy: torch.Tensor, x: torch.Tensor, gamma: torch.Tensor, 
 check("08.4", batch_norm_backward)
 
 # %% [markdown]
-# ## 08.5 Inverted dropout with a given mask (1 point)
+# ## 08.5 Predict how far the signal falls (1 point)
 #
-# Dropout with drop probability $p$ keeps each unit with probability $1 - p$. The mask is given:
-# `mask` is a `bool` tensor of the shape of `x`, `True` where the unit is **kept**. Inverted
-# dropout rescales the kept units in training so that nothing needs rescaling in evaluation:
+# Take a network of `depth` fully connected layers without biases, all of width $n$ (`width`),
+# with ReLUs between them and an input $x$ whose entries are independent standard normal:
 #
-# $$\text{training:}\quad y = \frac{x \odot \text{mask}}{1 - p}, \qquad\qquad
-# \text{evaluation:}\quad y = x \quad (\text{the mask is ignored}).$$
+# $$z_1 = W_1 x, \qquad z_l = W_l \operatorname{relu}(z_{l-1}) \quad (l = 2, \dots, \text{depth}),
+# \qquad W_l \in \mathbb{R}^{n \times n}.$$
 #
-# Every case has $0 \le p < 1$. Return $y$, of the shape of `x`.
+# The entries of every $W_l$ are drawn independently from one of three initialisations
+# (`scheme`): `"pytorch"`, the default of `nn.Linear`, $U(-1/\sqrt n,\ 1/\sqrt n)$;
+# `"xavier"`, $N(0,\ 2/(n_\text{in} + n_\text{out}))$ (gain 1, Glorot and Bengio's form); and
+# `"kaiming"`, $N(0,\ 2/n_\text{in})$.
+#
+# **Predict**, before measuring anything, the ratio $\operatorname{std}(z_\text{depth}) /
+# \operatorname{std}(z_1)$ that the variance argument of the lecture gives (treat every
+# pre-activation as symmetric about 0 and independent of the next layer's weights). Return it as
+# a Python float: the prediction, not a measurement. The cell after the check measures it.
 
 # %%
-def dropout(x: torch.Tensor, p: float, mask: torch.Tensor, training: bool = True) -> torch.Tensor:
-    """Inverted dropout. x: any shape; mask: bool, the shape of x, True = kept -> y like x."""
+def std_ratio(depth: int, width: int, scheme: str) -> float:
+    """Predicted std(z_depth) / std(z_1) of the bias-free ReLU network above;
+    scheme is "pytorch", "xavier" or "kaiming"."""
     ### BEGIN SOLUTION 08.5
-    if not training:
-        return x.clone()
-    return torch.where(mask, x / (1 - p), torch.zeros_like(x))
+    var_w = {"pytorch": (1 / math.sqrt(width)) ** 2 / 3, "xavier": 2 / (width + width), "kaiming": 2 / width}[scheme]
+    per_layer = math.sqrt(width * var_w * 0.5)  # a ReLU keeps half of the second moment
+    return per_layer ** (depth - 1)
     ### END SOLUTION
 
 
 # %%
-check("08.5", dropout)
+check("08.5", std_ratio)
+
+# %% [markdown]
+# Now measure it: 1,000 inputs through ten layers of width 256 built from `nn.Linear(bias=False)`
+# with each initialisation (the prediction shown is yours, or the reference's while yours does
+# not pass). Every layer's weights are one random draw and the prediction is an average, so expect
+# the measurement to scatter around it, by the order of ten percent after ten layers, while the
+# three schemes stay orders of magnitude apart.
+
+# %%
+predict = use("08.5", std_ratio)
+torch.manual_seed(0)
+x = torch.randn(1000, 256, dtype=torch.float64)
+for scheme in ("pytorch", "xavier", "kaiming"):
+    layers = [torch.nn.Linear(256, 256, bias=False).double() for _ in range(10)]  # PyTorch's default
+    with torch.no_grad():
+        for layer in layers:
+            if scheme == "xavier":
+                torch.nn.init.xavier_normal_(layer.weight)
+            elif scheme == "kaiming":
+                torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+        z_first = z = layers[0](x)
+        for layer in layers[1:]:
+            z = layer(torch.relu(z))
+    measured = float(z.std() / z_first.std())
+    print(f"{scheme:8s}: measured std(z_10) / std(z_1) = {measured:.3e}, predicted {predict(10, 256, scheme):.3e}")
 
 # %% [markdown]
 # ## 08.6 Gradient clipping by the global norm (1 point)
@@ -292,12 +326,12 @@ check("08.6", clip_grad_norm)
 # %% [markdown]
 # ## Putting them to work
 #
-# Your six functions (or the references, where yours do not pass yet) train a network
+# Your functions (or the references, where yours do not pass yet) train a network
 # $64 \to 128 \to 10$ on the 8×8 digits: Kaiming initialisation with your `kaiming_std`, batch
 # norm before the ReLU with your forward pass in training and evaluation, your backward pass
 # inside a `torch.autograd.Function` (autograd calls it for the batch-norm layer), your running
-# statistics, your dropout on the hidden layer with masks drawn here, and your clipping before
-# each step of SGD with momentum. The output layer is not followed by a ReLU; it starts with
+# statistics, and your clipping before each step of SGD with momentum; the hidden layer also has
+# inverted dropout, $h \odot M / (1 - p)$ with masks $M$ drawn here. The output layer is not followed by a ReLU; it starts with
 # small weights (std 0.01) so that the first predictions are almost uniform, and, as the
 # lecture's recipe suggests, the first loss is compared with $\log 10$, the loss of a network
 # that spreads its probability evenly over the ten classes. The validation accuracy is printed
@@ -308,7 +342,6 @@ init_std = use("08.1", kaiming_std)
 bn_forward = use("08.2", batch_norm_forward)
 bn_update = use("08.3", update_running_stats)
 bn_backward = use("08.4", batch_norm_backward)
-drop = use("08.5", dropout)
 clip = use("08.6", clip_grad_norm)
 
 
@@ -343,7 +376,8 @@ def logits(X: torch.Tensor, training: bool) -> torch.Tensor:
     z = X @ W1.T
     if training:
         h = torch.relu(BatchNormFunction.apply(z, gamma, beta, running_mean, running_var))
-        return drop(h, p, torch.rand(h.shape, generator=gen, dtype=torch.float64) >= p) @ W2.T + b2
+        kept = torch.rand(h.shape, generator=gen, dtype=torch.float64) >= p  # inverted dropout
+        return (h * kept / (1 - p)) @ W2.T + b2
     return torch.relu(bn_forward(z, gamma, beta, running_mean, running_var, False)) @ W2.T + b2
 
 

@@ -43,8 +43,11 @@ def batch_norm_backward_autograd(dy, x, gamma, eps=1e-5):
     return torch.autograd.grad(y, (x, gamma, beta), dy)
 
 
-def dropout_masked_fill(x, p, mask, training=True):
-    return x.masked_fill(~mask, 0.0) / (1 - p) if training else x
+def std_ratio_through_logs(depth, width, scheme):
+    """The variance factor per step, from the weights' variance, summed in log space."""
+    bound = 1 / math.sqrt(width)
+    var_w = {"pytorch": (2 * bound) ** 2 / 12, "xavier": 1 / width, "kaiming": 2 / width}[scheme]
+    return math.exp(0.5 * (depth - 1) * math.log(width * var_w / 2))
 
 
 def clip_torch(grads, max_norm):
@@ -56,7 +59,7 @@ def clip_torch(grads, max_norm):
 
 
 CORRECT = {"08.1": kaiming_from_a_slice, "08.2": batch_norm_torch, "08.3": running_stats_torch,
-           "08.4": batch_norm_backward_autograd, "08.5": dropout_masked_fill, "08.6": clip_torch}
+           "08.4": batch_norm_backward_autograd, "08.5": std_ratio_through_logs, "08.6": clip_torch}
 
 
 def wrong(qid, name):
@@ -72,7 +75,7 @@ def test_sheet_ids_and_kinds():
     qs = questions.for_sheet(SHEET)
     assert [q.id for q in qs] == IDS
     assert {q.id: q.kind for q in qs} == {"08.1": "derive", "08.2": "implement", "08.3": "debug",
-                                          "08.4": "derive", "08.5": "implement", "08.6": "implement"}
+                                          "08.4": "derive", "08.5": "predict", "08.6": "implement"}
 
 
 def test_failure_messages_point_at_the_problem():
@@ -84,6 +87,8 @@ def test_failure_messages_point_at_the_problem():
     assert "output 1" in msg  # dx is right, dgamma is not
     msg = evaluate("08.6", wrong("08.6", "scaling up when below max_norm")).message
     assert "case 2 of 6 (global norm 0.5 < max_norm=1" in msg
+    msg = evaluate("08.5", wrong("08.5", "one step too many")).message
+    assert "This looks like one step too many" in msg and "a single layer" in msg
     msg = evaluate("08.1", lambda shape: None).message
     assert "forget to `return`" in msg
 
@@ -97,6 +102,27 @@ def test_the_kaiming_std_keeps_the_variance_through_relu_layers():
         W = torch.randn(300, 300, generator=gen, dtype=torch.float64) * ch08_training.kaiming_std_reference((300, 300))
         ratios.append(float((torch.relu(z) @ W.T).pow(2).mean() / z.pow(2).mean()))
     assert sum(ratios) / len(ratios) == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("scheme", ["pytorch", "xavier", "kaiming"])
+def test_the_predicted_std_ratio_is_what_a_relu_layer_does_on_average(scheme):
+    """08.5's prediction, measured: one step multiplies E[z^2] by the square of the per-step factor."""
+    gen = torch.Generator().manual_seed(0)
+    width = 200
+    z = torch.randn(2000, width, generator=gen, dtype=torch.float64)
+    predicted = ch08_training.std_ratio_reference(2, width, scheme) ** 2
+    ratios = []
+    for _ in range(5):
+        layer = torch.nn.Linear(width, width, bias=False, dtype=torch.float64)
+        with torch.no_grad():
+            if scheme == "pytorch":  # what nn.Linear.reset_parameters draws, from our generator
+                torch.nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=gen)
+            elif scheme == "xavier":
+                torch.nn.init.xavier_normal_(layer.weight, generator=gen)
+            elif scheme == "kaiming":
+                torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu", generator=gen)
+            ratios.append(float(layer(torch.relu(z)).pow(2).mean() / z.pow(2).mean()))
+    assert sum(ratios) / len(ratios) == pytest.approx(predicted, rel=0.05)
 
 
 def test_the_sheets_listing_is_the_registered_one(solution_sheet):

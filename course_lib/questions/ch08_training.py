@@ -1,8 +1,9 @@
 """Questions of chapter 08 · Training deep networks (sheet ``08_training``): the Kaiming
 standard deviation for a ReLU layer (derived), batch norm's forward pass in training and
 evaluation, debugging a running-statistics update against ``nn.BatchNorm2d``, batch norm's
-backward pass (derived), inverted dropout with a given mask and gradient clipping by the
-global norm. Each question carries its typical mistakes (misconceptions) and three hint
+backward pass (derived), predicting how far the signal falls through a deep ReLU network under
+PyTorch's default, Xavier's and Kaiming's initialisation, and gradient clipping by the global
+norm. Each question carries its typical mistakes (misconceptions) and three hint
 tiers (the idea, the shapes, a nudge towards code)."""
 
 from __future__ import annotations
@@ -284,47 +285,56 @@ def _bn_backward_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
     return cases
 
 
-# --- 08.5 inverted dropout with a given mask -------------------------------------------------------
-def dropout_reference(x: torch.Tensor, p: float, mask: torch.Tensor, training: bool = True) -> torch.Tensor:
-    """Inverted dropout: x * mask / (1 - p) in training (mask bool, like x, True = kept), x in evaluation."""
-    return regularize.dropout(x, p, training=training, mask=mask)
+# --- 08.5 predict how far the signal falls (predict) -----------------------------------------------
+#: the weights' initialisation in 08.5 -> (course_lib.init scheme, whose gain)
+STD_RATIO_SCHEMES = {"pytorch": ("pytorch", "relu"), "xavier": ("xavier", "linear"), "kaiming": ("kaiming", "relu")}
 
 
-def _dropout_variant(kind: str):
-    def dropout(x, p, mask, training=True):
-        if not training and kind != "eval":
-            return x.clone()
-        kept = mask.to(x.dtype)
-        if kind == "no rescaling":
-            return x * kept
-        if kind == "by p":
-            return x * kept / p
-        if kind == "dropped":
-            return x * (1 - kept) / (1 - p)
-        return x * kept / (1 - p)  # "eval": the training formula in both modes
-
-    return dropout
+def std_ratio_reference(depth: int, width: int, scheme: str) -> float:
+    """The predicted std(z_depth) / std(z_1) of a bias-free MLP of ``depth`` layers ``width -> width``,
+    z_l = W_l relu(z_{l-1}), z_1 = W_1 x, with the weights' ``scheme``: ``"pytorch"`` (nn.Linear's
+    U(-1/sqrt(n), 1/sqrt(n))), ``"xavier"`` (gain 1: N(0, 2 / (n_in + n_out))) or ``"kaiming"``
+    (N(0, 2 / n_in)). Each of the depth - 1 steps multiplies the variance by
+    width * Var(w) * 1/2 (a ReLU keeps half the second moment of a symmetric input)."""
+    name, gain_of = STD_RATIO_SCHEMES[scheme]
+    per_step_variance = width * init.init_std(width, width, name, gain_of) ** 2 / 2
+    return math.sqrt(per_step_variance) ** (depth - 1)
 
 
-def _dropout_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
-    def case(label: str, shape: Tuple[int, ...], p: float, training: bool = True, mask: Any = None) -> Case:
-        x = randn(gen, *shape)
-        mask = (torch.rand(shape, generator=gen, dtype=F64) >= p) if mask is None else mask
-        return Case(label, (x, p, mask), {"training": training})
+def _std_ratio_variant(per_step: dict, power: float = 1.0, extra_step: int = 0):
+    """A wrong prediction: ``per_step[scheme] ** ((depth - 1 + extra_step) * power)``."""
+    def std_ratio(depth, width, scheme):
+        return per_step[scheme] ** ((depth - 1 + extra_step) * power)
 
+    return std_ratio
+
+
+_PER_STEP = {"pytorch": 1 / math.sqrt(6), "xavier": 1 / math.sqrt(2), "kaiming": 1.0}
+_std_ratio_bound = _std_ratio_variant({"pytorch": 1 / math.sqrt(2), "xavier": 1 / math.sqrt(2), "kaiming": 1.0})
+_std_ratio_no_relu = _std_ratio_variant({"pytorch": 1 / math.sqrt(3), "xavier": 1.0, "kaiming": math.sqrt(2)})
+_std_ratio_variance = _std_ratio_variant(_PER_STEP, power=2.0)
+_std_ratio_extra_step = _std_ratio_variant(_PER_STEP, extra_step=1)
+
+
+def _std_ratio_call(func: Any, case: Case) -> float:
+    """The student's prediction as a float (an int 1 counts like 1.0)."""
+    return float(func(*case.args, **case.kwargs))
+
+
+def _std_ratio_cases(gen: torch.Generator, hidden: bool) -> List[Case]:
     cases = [
-        case("training, x (4, 6), p=0.25", (4, 6), 0.25),
-        case("training, x (2, 3, 4), p=0.8", (2, 3, 4), 0.8),
-        case("training, p=0: every unit kept", (5,), 0.0),
-        case("evaluation, x (3, 5), p=0.3: the mask is ignored", (3, 5), 0.3, training=False),
-        case("training, p=0.6, every unit of x (2, 3) dropped", (2, 3), 0.6, mask=torch.zeros(2, 3, dtype=torch.bool)),
-        case("training, x (1, 8), p=0.5", (1, 8), 0.5),
+        Case("PyTorch's default, 2 layers of width 64", (2, 64, "pytorch")),
+        Case("PyTorch's default, 10 layers of width 64 (the lecture's deep network, without biases)", (10, 64, "pytorch")),
+        Case("PyTorch's default, 20 layers of width 512", (20, 512, "pytorch")),
+        Case("Xavier with gain 1, 10 layers of width 128", (10, 128, "xavier")),
+        Case("Kaiming, 20 layers of width 128", (20, 128, "kaiming")),
+        Case("PyTorch's default, a single layer", (1, 32, "pytorch")),
     ]
     if hidden:
         for i in range(8):
-            shape = tuple(_int(gen, 1, 6) for _ in range(1 + i % 3))
-            p = round(_uniform(gen, 0.05, 0.95), 3)
-            cases.append(case(f"{'training' if i % 4 else 'evaluation'}, x {shape}, p={p}", shape, p, training=i % 4 != 0))
+            depth, width = _int(gen, 2, 30), _int(gen, 1, 1000)
+            scheme = list(STD_RATIO_SCHEMES)[i % 3]
+            cases.append(Case(f"{scheme}, {depth} layers of width {width}", (depth, width, scheme)))
     return cases
 
 
@@ -542,38 +552,43 @@ QUESTIONS = [
         ),
     ),
     Question(
-        id="08.5", sheet=SHEET, title="Inverted dropout with a given mask", func_name="dropout", points=1,
-        reference=dropout_reference, make_cases=_dropout_cases, kind="implement",
+        id="08.5", sheet=SHEET, title="Predict how far the signal falls through depth", func_name="std_ratio",
+        points=1, reference=std_ratio_reference, make_cases=_std_ratio_cases, call=_std_ratio_call, kind="predict",
+        atol=0.0, rtol=1e-9,
         hints=(
-            "Training keeps the units where the mask is True and zeroes the others, and rescales the kept ones so "
-            "that the expected output equals the input; evaluation changes nothing.",
-            "x and mask have the same shape (mask is bool, True = kept); p is the probability of DROPPING a unit. "
-            "Each unit is kept with probability 1 - p.",
-            "E[mask] = 1 - p per unit: divide by that; in evaluation return x (or a copy of it) whatever the mask.",
+            "Follow the variance of one pre-activation from one layer to the next: it is a sum of width products "
+            "w * h, and a ReLU keeps only part of the second moment of a symmetric input. Each step multiplies the "
+            "variance by the same factor, so the answer is a power of one number.",
+            "A network of depth layers has depth pre-activations z_1, ..., z_depth, so from the first to the last "
+            "there are depth - 1 steps. The width enters a step twice, in the number of terms and in the weights' "
+            "variance; see whether it survives.",
+            "A uniform distribution on [-b, b] has variance b ** 2 / 3. One step multiplies the variance by width "
+            "times Var(w) times what the ReLU keeps; the question asks for a ratio of standard deviations.",
         ),
         misconceptions=(
             Misconception(
-                "no 1/(1 - p) rescaling",
-                "Without rescaling the expected activation in training is (1 - p) times the one in evaluation, so the "
-                "next layer sees larger inputs at test time than it was trained on.",
-                _dropout_variant("no rescaling"),
+                "the uniform bound taken for the std",
+                "nn.Linear draws from U(-1/sqrt(n), 1/sqrt(n)): 1/sqrt(n) is the bound of the interval, and the "
+                "standard deviation of a uniform distribution is its bound divided by sqrt(3).",
+                _std_ratio_bound,
             ),
             Misconception(
-                "rescaled by p instead of 1 - p",
-                "p is the probability of dropping; the kept fraction, by which the expectation shrinks, is 1 - p.",
-                _dropout_variant("by p"),
+                "the ReLU keeps the whole variance",
+                "A ReLU sets the negative half of a symmetric input to zero, so the next layer sees only half of "
+                "the second moment; every step loses that factor of 2 in variance.",
+                _std_ratio_no_relu,
             ),
             Misconception(
-                "mask read as dropped",
-                "The mask marks the units that are KEPT (True = keep), as the units that survive a Bernoulli(1 - p) "
-                "draw; reading it the other way keeps the units that should be dropped.",
-                _dropout_variant("dropped"),
+                "a ratio of variances, not of stds",
+                "The variance argument gives the factor by which each step multiplies the VARIANCE; the question "
+                "asks for standard deviations, whose factor is its square root.",
+                _std_ratio_variance,
             ),
             Misconception(
-                "dropout in evaluation mode",
-                "Dropout is a training-time regulariser: in evaluation every unit is used and, thanks to the inverted "
-                "scaling in training, nothing needs rescaling.",
-                _dropout_variant("eval"),
+                "one step too many",
+                "z_1 is the first pre-activation and z_depth the last: between them lie depth - 1 layer-to-layer "
+                "steps, not depth (a single layer has ratio 1).",
+                _std_ratio_extra_step,
             ),
         ),
     ),
