@@ -127,8 +127,13 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     if not sandbox.is_root():
         print("note: not running as root: no network/filesystem isolation and no separate user for student code "
               "(see docs/instructors.md, 'Threat model')", file=sys.stderr)
-    summary = runner.grade_batch(plan, submissions, args.out, jobs=args.jobs, force=args.force,
-                                 progress=not args.quiet, duplicates=found.duplicates)
+    from course_lib.grade import forkserver
+
+    try:
+        summary = runner.grade_batch(plan, submissions, args.out, jobs=args.jobs, force=args.force,
+                                     progress=not args.quiet, duplicates=found.duplicates)
+    finally:
+        forkserver.close()  # the fork server and its home folder end with the command
     print(summary.line())
     print(f"gradebook: {args.out / 'gradebook.csv'}")
     return 1 if summary.problems else 0

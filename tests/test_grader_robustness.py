@@ -160,6 +160,7 @@ def batch(tmp_path_factory):
         f.truncate(3 * 1024**3)
     plan = runner.make_plan(SHEET, LIMITS, None, [ROOT / "solutions", ROOT / "tests", out, subs])
     before = rss_mb()
+    sandbox.fork_server()  # started (or already up) before TMPDIR changes: its home is not a sandbox folder
     old_tmp = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = str(work_tmp)
     tempfile.tempdir = None

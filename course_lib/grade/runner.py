@@ -25,7 +25,7 @@ import torch
 
 from course_lib import questions as registry
 from course_lib.check import compare, diagnose, hints_text, misconception_text, to_plain
-from course_lib.grade import forkserver, gradebook, sandbox
+from course_lib.grade import gradebook, sandbox
 from course_lib.grade.redact import describe_shapes, error_text, mismatch_text
 from course_lib.grade.submission import Submission, UnreadableNotebook, cells_from_bytes, digest, read_notebook
 from course_lib.grade.untrusted_files import MAX_NPY_BYTES, load_npy, remove_tree
@@ -346,17 +346,16 @@ def grade_batch(
 
     from tqdm.auto import tqdm
 
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, tqdm(total=len(todo), unit="submission", disable=not progress) as bar:
-            futures = [pool.submit(task, sub) for sub in todo]
-            for fut in as_completed(futures):
-                res = fut.result()
-                done[res["student"]] = res
-                summary.graded += 1
-                bar.set_postfix_str(f"{res['student']}: {res['status']}", refresh=False)
-                bar.update()
-    finally:
-        forkserver.close()  # the batch's fork server and its home folder go with the batch
+    # the fork server (torch imported once) stays up for the next batch of this process; `course grade`
+    # stops it when it ends, and so does interpreter exit (forkserver.close)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, tqdm(total=len(todo), unit="submission", disable=not progress) as bar:
+        futures = [pool.submit(task, sub) for sub in todo]
+        for fut in as_completed(futures):
+            res = fut.result()
+            done[res["student"]] = res
+            summary.graded += 1
+            bar.set_postfix_str(f"{res['student']}: {res['status']}", refresh=False)
+            bar.update()
     results = [done[s.student] for s in submissions]
     for res in results:
         if not (out / "feedback" / f"{res['student']}.md").exists():
