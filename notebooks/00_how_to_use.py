@@ -16,8 +16,9 @@
 # This course builds deep learning from the ground up: a single neuron, then layers, losses,
 # backpropagation and optimisers, then convolution, pooling and a convolutional network trained end
 # to end (chapters 01–07), then training deep networks, recurrent networks and their gates
-# (chapters 08–10). Attention and Transformers are planned for later chapters (section 5 lists
-# what exists and what is coming). Every idea is **written from
+# (chapters 08–10), attention, the Transformer and a small GPT (chapters 11–13). The cost of large
+# models, serving and scaling them are planned for later chapters (section 5 lists what exists
+# and what is coming). Every idea is **written from
 # scratch** in a small library, `course_lib`, **checked numerically against PyTorch**, and **shown
 # in an interactive figure** you can play with. This first notebook explains how the pieces fit
 # together: where to run the notebooks, the few tensor facts every chapter relies on, how to read
@@ -201,8 +202,8 @@ layer = use("01.1", linear_forward)
 # (`64 * 5 * 5`, where 28×28 images leave 7×7 feature maps); chapter 07 repairs the CNNs of both
 # articles; chapter 09 runs the talent article's RNN as printed (it fails twice: a missing
 # attribute, then an initial state built for a batch of one) and repairs it beside the employment
-# article's LSTM, which gets both right. The two articles' Transformers, which fail as printed, are
-# left to the planned chapters on attention. **Their reference lists are no better:** the talent
+# article's LSTM, which gets both right; chapter 12 runs the two articles' Transformers as printed
+# and repairs them one bug at a time. **Their reference lists are no better:** the talent
 # article's 47 numbered entries mix real, correctly cited works with real works under wrong
 # authors, venues or identifiers, and with works that could not be found at all; the employment
 # article has no reference list. An appendix, [The two source articles and their
@@ -216,8 +217,8 @@ layer = use("01.1", linear_forward)
 # | 00–07 | how to use the course, forward propagation, losses, backpropagation, optimisation, convolution, pooling, a CNN end to end | written |
 # | 08 | training deep networks: initialisation, normalisation, regularisation | written |
 # | 09–10 | recurrent networks and backpropagation through time; LSTM and GRU | written |
-# | 11–13 | attention, Transformers, a small GPT | planned, next |
-# | 14–16 | serving and scaling models | planned |
+# | 11–13 | attention, Transformers, a small GPT | written |
+# | 14–16 | the cost of large models, serving and scaling them | planned, next |
 # | 17 | a capstone project | planned |
 
 # %% [markdown]
@@ -229,7 +230,7 @@ layer = use("01.1", linear_forward)
 # - Exercises: write the function, run `check("NN.k", fn)`, read the verdict: the mistake it
 #   recognises, the first mismatch, and one more hint tier per failed attempt (or `hint("NN.k")`).
 # - The topics come from two source articles, *the talent article* and *the employment article*; their listings contain bugs that the chapters repair, and [the appendix](../docs/source_articles.md) checks every reference they give.
-# - Chapters 00–10 exist; attention, Transformers, serving and scaling are planned (11–17).
+# - Chapters 00–13 exist; the cost of large models, serving, scaling out and a capstone are planned (14–17).
 #
 # Next: **01 · Forward propagation**. Key terms of every chapter, with their Chinese names, are in
 # `docs/glossary.md`.

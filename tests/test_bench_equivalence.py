@@ -1,4 +1,4 @@
-"""tools/bench_equivalence.py: a quick run reports every from-scratch layer of chapters 08–10
+"""tools/bench_equivalence.py: a quick run reports every from-scratch layer of chapters 08–13
 against PyTorch, exits 1 when an error is above the tolerance, writes only its own section."""
 
 from __future__ import annotations

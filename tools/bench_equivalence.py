@@ -1,4 +1,4 @@
-"""How far the from-scratch layers of chapters 08–10 are from PyTorch; write the `equivalence`
+"""How far the from-scratch layers of chapters 08–13 are from PyTorch; write the `equivalence`
 section of docs/benchmarks.md.
 
     python tools/bench_equivalence.py               # writes docs/benchmarks.md
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import bench  # noqa: E402  (section writer shared with tools/bench.py)
 
-from course_lib import gates, norm, regularize, rnn  # noqa: E402
+from course_lib import attention, gates, norm, regularize, rnn, transformer  # noqa: E402
 
 SECTION = "equivalence"
 F64 = torch.float64
@@ -156,6 +156,63 @@ def clipping(g: torch.Generator) -> Tuple[float, float]:
     return _err(clipped + [torch.tensor(total, dtype=F64)], [p_.grad for p_ in params] + [total_ref]), 0.0
 
 
+def sdpa(g: torch.Generator) -> Tuple[float, float]:
+    """``attention.scaled_dot_product_attention`` with a boolean mask (True = takes part, no fully
+    masked row) against ``F.scaled_dot_product_attention``."""
+    B, h, L, S, d = _sizes(g, (1, 3), (1, 3), (1, 5), (1, 5), (1, 6))
+    q = torch.randn(B, h, L, d, dtype=F64, generator=g, requires_grad=True)
+    k = torch.randn(B, h, S, d, dtype=F64, generator=g, requires_grad=True)
+    v = torch.randn(B, h, S, d, dtype=F64, generator=g, requires_grad=True)
+    mask = torch.rand(L, S, generator=g) < 0.7
+    mask[:, 0] = True  # every query sees at least one key
+    out, _ = attention.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    up = torch.randn(out.shape, dtype=F64, generator=g)
+    return _err([out], [ref]), _err(torch.autograd.grad(out, [q, k, v], up), torch.autograd.grad(ref, [q, k, v], up))
+
+
+def mha(g: torch.Generator) -> Tuple[float, float]:
+    """``attention.multi_head_attention`` (padding and attention masks, head-averaged weights) against
+    ``nn.MultiheadAttention`` with its own weights."""
+    B, h, d, L, S = _sizes(g, (1, 3), (1, 3), (1, 3), (1, 5), (1, 5))
+    E = h * d
+    batch_first = bool(torch.randint(0, 2, (1,), generator=g))
+    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
+    module = torch.nn.MultiheadAttention(E, h, batch_first=batch_first).double()
+    params = attention.mha_params(module)
+    shape = (lambda n: (B, n, E)) if batch_first else (lambda n: (n, B, E))
+    query = torch.randn(shape(L), dtype=F64, generator=g, requires_grad=True)
+    key = torch.randn(shape(S), dtype=F64, generator=g, requires_grad=True)
+    value = torch.randn(shape(S), dtype=F64, generator=g, requires_grad=True)
+    padding = torch.rand(B, S, generator=g) < 0.3
+    padding[:, 0] = False  # True = masked (nn.MultiheadAttention's polarity); key 0 always visible
+    out, w = attention.multi_head_attention(query, key, value, params, h, key_padding_mask=padding,
+                                            batch_first=batch_first)
+    ref, w_ref = module(query, key, value, key_padding_mask=padding)
+    up = torch.randn(out.shape, dtype=F64, generator=g)
+    leaves = [query, key, value, *module.parameters()]
+    return _err([out, w], [ref, w_ref]), _err(torch.autograd.grad(out, leaves, up), torch.autograd.grad(ref, leaves, up))
+
+
+def encoder(g: torch.Generator) -> Tuple[float, float]:
+    """``transformer.encoder_layer`` (norm_first both ways, relu and gelu) against
+    ``nn.TransformerEncoderLayer`` (dropout 0) with its own weights."""
+    B, h, d, T = _sizes(g, (1, 3), (1, 2), (1, 3), (1, 5))
+    E = h * d
+    norm_first = bool(torch.randint(0, 2, (1,), generator=g))
+    activation = ["relu", "gelu"][int(torch.randint(0, 2, (1,), generator=g))]
+    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
+    module = torch.nn.TransformerEncoderLayer(E, h, dim_feedforward=2 * E, dropout=0.0, activation=activation,
+                                              norm_first=norm_first, batch_first=True).double().eval()
+    params = dict(module.named_parameters())
+    x = torch.randn(B, T, E, dtype=F64, generator=g, requires_grad=True)
+    out = transformer.encoder_layer(x, params, h, norm_first=norm_first, activation=activation, batch_first=True)
+    ref = module(x)
+    up = torch.randn(out.shape, dtype=F64, generator=g)
+    leaves = [x, *module.parameters()]
+    return _err([out], [ref]), _err(torch.autograd.grad(out, leaves, up), torch.autograd.grad(ref, leaves, up))
+
+
 CHECKS: Dict[str, Tuple[str, Callable[[torch.Generator], Tuple[float, float]]]] = {
     "`rnn.rnn`": ("`nn.RNN` (autograd through both)", lambda g: recurrent("rnn", g)),
     "`rnn.bptt` (by hand)": ("autograd through `rnn.rnn`", bptt_by_hand),
@@ -165,6 +222,9 @@ CHECKS: Dict[str, Tuple[str, Callable[[torch.Generator], Tuple[float, float]]]] 
     "`norm.layer_norm` + `layer_norm_backward`": ("`F.layer_norm` + autograd", layer_norm),
     "`regularize.dropout` (torch's mask)": ("`F.dropout`, same seed", dropout),
     "`regularize.clip_grad_norm`": ("`clip_grad_norm_` (norms 1, 2, inf)", clipping),
+    "`attention.scaled_dot_product_attention`": ("`F.scaled_dot_product_attention`, boolean mask", sdpa),
+    "`attention.multi_head_attention`": ("`nn.MultiheadAttention` (key padding mask, averaged weights)", mha),
+    "`transformer.encoder_layer`": ("`nn.TransformerEncoderLayer` (pre/post-norm, relu/gelu)", encoder),
 }
 
 
@@ -182,7 +242,7 @@ def section(rows: List[Row], configs: int, tolerance: float, argv: Sequence[str]
     cli = " ".join(["python tools/bench_equivalence.py", *argv])
     ok = all(max(f, b) <= tolerance for _, _, f, b in rows)
     lines = [
-        "## From scratch vs PyTorch (chapters 08–10)",
+        "## From scratch vs PyTorch (chapters 08–13)",
         "",
         f"`{cli}` on {now}, torch {torch.__version__}: the largest absolute difference over {configs} random "
         "float64 configurations per row (sizes include 1: batch, sequence length, hidden size; 1–2 layers, "
