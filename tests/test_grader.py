@@ -34,7 +34,7 @@ from processes import sandbox_processes
 ROOT = Path(__file__).resolve().parents[1]
 SHEET = "01_forward"
 ROOT_ONLY = pytest.mark.skipif(not sandbox.is_root(), reason="needs root: namespaces, a separate uid and a process limit")
-LIMITS = sandbox.Limits(timeout=30, memory_mb=2048, cell_timeout=3, case_timeout=2)
+LIMITS = sandbox.Limits(timeout=15, memory_mb=2048, cell_timeout=3, case_timeout=2)
 POINTS = {q.func_name: q.points for q in registry.for_sheet(SHEET)}
 MAX = float(sum(POINTS.values()))
 
