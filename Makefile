@@ -13,7 +13,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 
 help:
 	@echo "make lab        set up (first time) and open JupyterLab on notebooks/"
-	@echo "make test       run all tests: library vs PyTorch, notebooks (nbval), tools, browser"
+	@echo "make test       run all tests: library vs PyTorch, every notebook once (browser, nbval or its sheet's suite), tools"
 	@echo "make notebooks  point links at pyproject's repository, regenerate exercises/ and every .ipynb"
 	@echo "make assign     write exercises/ from solutions/"
 	@echo "make bench      measure notebooks, widgets, grader, conv2d and the digits CNN into docs/benchmarks.md"

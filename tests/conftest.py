@@ -88,24 +88,33 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("qid", ids)
 
 
-# --- each lecture runs once: in the browser test when it can run, else under nbval ----
+# --- each notebook runs once where it is checked best ------------------------------------
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
-    """The browser test runs every cell of a lecture and fails on any error, as nbval does; when it can
-    run (Chromium, playwright and JupyterLab present), the lecture's nbval items are deselected so the
-    notebook is executed once, not twice. Without a browser nbval runs it as before."""
+    """Deselect nbval runs that repeat what another collected test already executes in full:
+
+    * a lecture, when the browser test can run (Chromium, playwright and JupyterLab present): it
+      runs every cell and fails on any error, as nbval does;
+    * a solution sheet, when its question suite (``tests/test_questions_chNN.py``) is collected: the
+      suite executes every code cell of the sheet (an error fails it) and checks every answer, and
+      the grader test grades the sheet again in the sandbox. Exercise sheets keep their nbval run:
+      "Run All reaches the end" in a real kernel is what students rely on.
+
+    Run alone (``pytest notebooks/01_forward.ipynb``), a notebook is still checked by nbval."""
+    twice = set()
     in_browser = {item.callspec.params.get("notebook") for item in items
                   if item.path.name == "test_browser.py" and hasattr(item, "callspec")}
     in_browser.discard(None)
-    if not in_browser:
-        return
-    from test_browser import browser_missing
+    if in_browser:
+        from test_browser import browser_missing
 
-    if browser_missing():
-        return
-    twice = [item for item in items if item.path.suffix == ".ipynb" and item.path.resolve() in in_browser]
+        if not browser_missing():
+            twice |= {item for item in items if item.path.suffix == ".ipynb" and item.path.resolve() in in_browser}
+    sheets = {getattr(item.module, "SHEET", None) for item in items
+              if item.path.name.startswith("test_questions_ch") and getattr(item, "module", None) is not None}
+    solved = {(Path(__file__).resolve().parents[1] / "solutions" / f"{sheet}.ipynb") for sheet in sheets if sheet}
+    twice |= {item for item in items if item.path.suffix == ".ipynb" and item.path.resolve() in solved}
     if twice:
-        config.hook.pytest_deselected(items=twice)
-        moved = set(twice)
-        items[:] = [item for item in items if item not in moved]
+        config.hook.pytest_deselected(items=sorted(twice, key=lambda item: item.nodeid))
+        items[:] = [item for item in items if item not in twice]
