@@ -6,7 +6,8 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 ROOT_FLAG = $(if $(filter 0,$(shell id -u)),--allow-root,)
 PORT   ?= 8888
-# pytest options shared by `make test` and CI: two workers, one notebook per worker at a time.
+# pytest options shared by `make test` and CI: two workers; tests/conftest.py groups the tests (a file
+# each, the browser test split in two) and queues the long ones first.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: help setup lab test notebooks assign bench clean
@@ -42,7 +43,7 @@ notebooks: setup
 assign: setup
 	$(VENV)/bin/course assign
 
-BENCH_SCRIPTS = tools/bench.py tools/bench_grader.py tools/bench_conv.py tools/bench_cnn.py tools/bench_equivalence.py
+BENCH_SCRIPTS = tools/bench.py tools/bench_grader.py tools/bench_conv.py tools/bench_cnn.py tools/bench_equivalence.py tools/bench_serve.py tools/bench_capstone.py
 
 bench: setup
 	@status=0; for script in $(BENCH_SCRIPTS); do $(PY) $$script || status=1; done; exit $$status

@@ -91,6 +91,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 # --- each notebook runs once where it is checked best ------------------------------------
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     """Deselect nbval runs that repeat what another collected test already executes in full:
 
@@ -118,3 +119,77 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     if twice:
         config.hook.pytest_deselected(items=sorted(twice, key=lambda item: item.nodeid))
         items[:] = [item for item in items if item not in twice]
+    if hasattr(config, "workerinput"):  # an xdist worker: its order is the queue's (see below)
+        items.sort(key=_rank)  # stable: collection order within each rank
+
+
+# --- scheduling on two workers (`-n 2 --dist loadfile`, see the Makefile) -------------------------
+
+# Files whose fixtures take tens of seconds: queued early so that none of them ends the run alone.
+HEAVY_FIRST = ("test_grader.py", "test_grader_isolation.py", "test_grader_robustness.py",
+               "test_distributed.py", "test_minilm.py", "test_serving.py")
+BROWSER_GROUPS = 2
+BROWSER_PREFIX = "tests/test_browser.py::"
+
+
+def _rank(item: pytest.Item) -> tuple:
+    """Queue order of the files: the browser test, then HEAVY_FIRST, then the rest."""
+    name = item.path.name
+    if name == "test_browser.py":
+        return (0, 0)
+    return (1, HEAVY_FIRST.index(name)) if name in HEAVY_FIRST else (2, 0)
+
+
+def _lecture_seconds() -> dict:
+    """Each lecture's run time from docs/benchmarks.md (written by `make bench`), by stem."""
+    import re
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+    found: dict = {}
+    if path.exists():
+        rows = re.findall(r"^\| `notebooks/([^`]+)\.ipynb` \| ([0-9.]+) \|", path.read_text(encoding="utf-8"), re.M)
+        for stem, seconds in rows:
+            found.setdefault(stem, float(seconds))
+    return found
+
+
+def split_browser(nodeids: list, groups: int = BROWSER_GROUPS) -> dict:
+    """{browser test nodeid: group}: lectures spread over ``groups`` groups of about equal run time
+    (longest first, each onto the lightest group so far; unknown lectures count 20 s)."""
+    seconds = _lecture_seconds()
+
+    def cost(nodeid: str) -> float:
+        return seconds.get(nodeid.rpartition("[")[2].rstrip("]"), 20.0)
+
+    loads = [0.0] * groups
+    group_of = {}
+    for nodeid in sorted((n for n in nodeids if n.startswith(BROWSER_PREFIX)), key=lambda n: (-cost(n), n)):
+        g = loads.index(min(loads))
+        loads[g] += cost(nodeid)
+        group_of[nodeid] = f"{BROWSER_PREFIX}group-{g}"
+    return group_of
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadfile`` with two changes: the browser test (every lecture, ~5 min in all) is
+    split into BROWSER_GROUPS units that run on different workers, each with its own JupyterLab and
+    Chromium; and units are queued in collection order (sorted by :func:`_rank` above: the long
+    ones first) instead of by their number of tests, so two workers finish together. (xdist's
+    ``--dist loadgroup`` would do the grouping, but with pytest 9 its renamed node ids are ignored.)"""
+    if config.getoption("dist", default="no") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class CourseScheduling(LoadFileScheduling):
+        def schedule(self) -> None:
+            if self.collection is None and self.collection_is_completed and self.registered_collections:
+                self._groups = split_browser(list(next(iter(self.registered_collections.values()))))
+            super().schedule()
+
+        def _split_scope(self, nodeid: str) -> str:
+            group = getattr(self, "_groups", {}).get(nodeid)
+            return group if group is not None else super()._split_scope(nodeid)
+
+    config.option.loadscopereorder = False
+    return CourseScheduling(config, log)
