@@ -49,11 +49,12 @@ class GPT(torch.nn.Module):
     -> (logits (B, T, V), new_cache)``, ``new_cache`` a list of one (k, v) per layer.
 
     Weights are initialised as in GPT-2 (Radford et al. 2019): normal with standard deviation
-    0.02, biases zero, layer norms at (1, 0).
+    0.02, biases zero, layer norms at (1, 0). With ``tie_embeddings`` the head reuses the token
+    embedding matrix (``head.weight is tok_emb.weight``, V*E parameters fewer), as GPT-2 does.
     """
 
     def __init__(self, vocab_size: int, context: int, embed_dim: int = 64, num_heads: int = 4,
-                 num_layers: int = 2, ff_mult: int = 4, dropout: float = 0.0) -> None:
+                 num_layers: int = 2, ff_mult: int = 4, dropout: float = 0.0, tie_embeddings: bool = False) -> None:
         super().__init__()
         fn = "GPT"
         for name, v in (("vocab_size", vocab_size), ("context", context), ("embed_dim", embed_dim),
@@ -69,11 +70,16 @@ class GPT(torch.nn.Module):
         self.blocks = torch.nn.ModuleList(Block(embed_dim, num_heads, ff_mult, dropout) for _ in range(num_layers))
         self.ln_f = LayerNorm(embed_dim)
         self.head = torch.nn.Linear(embed_dim, vocab_size, bias=False)  # (V, E)
-        for module in self.modules():
-            if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+        for module in self.modules():  # (on the meta device there is nothing to initialise)
+            if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)) and module.weight.device.type != "meta":
                 torch.nn.init.normal_(module.weight, 0.0, 0.02)
                 if getattr(module, "bias", None) is not None:
                     torch.nn.init.zeros_(module.bias)
+        if not isinstance(tie_embeddings, bool):
+            raise TypeError(f"{fn}: tie_embeddings should be a bool, got {tie_embeddings!r}")
+        self.tie_embeddings = tie_embeddings
+        if tie_embeddings:  # one (V, E) matrix both reads tokens in and scores them out (GPT-2 does this)
+            self.head.weight = self.tok_emb.weight
 
     def forward(self, ids: Tensor, kv_cache: Optional[Cache] = None, start_pos: Optional[int] = None
                 ) -> Tuple[Tensor, Cache]:
