@@ -1,4 +1,5 @@
-"""The ``course`` command: ``course links``, ``course assign``, ``course sync``, ``course grade``.
+"""The ``course`` command: ``course links``, ``course assign``, ``course sync``, ``course grade``,
+``course serve``.
 
 Exit codes: 0 success, 1 something to fix (stale files with ``--check``,
 a malformed sheet), 2 usage error.
@@ -139,6 +140,64 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     return 1 if summary.problems else 0
 
 
+SERVE_HELP = """Serve a course model over HTTP (FastAPI on uvicorn) until Ctrl+C or SIGTERM.
+
+Models: gpt (the chapter 13 character GPT, trained for --train-steps steps on the
+CPython corpus at start-up, or loaded from --checkpoint), embed (the chapter 17
+sentence encoder all-MiniLM-L6-v2 with semantic search), both.
+
+Endpoints: GET /health; POST /generate {"prompt", "max_new_tokens", "temperature",
+"top_k", "seed", "stream"}; POST /embed {"texts"}; POST /search {"query", "k"};
+GET /docs (the OpenAPI page). Requests are batched dynamically (up to --max-batch
+requests or --max-wait-ms milliseconds); at most --max-queue wait, beyond that the
+server answers 503 with Retry-After. The URL is printed once the socket listens
+("listening on http://HOST:PORT"); --port 0 picks a free port.
+
+Exit codes: 0 clean shutdown (SIGINT/SIGTERM), 1 runtime failure (model or port),
+2 usage error.
+"""
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        servables = []
+        if args.model in ("gpt", "both"):
+            from course_lib.serving import models
+
+            if args.checkpoint is not None:
+                servables.append(models.load_servable(args.checkpoint))
+            else:
+                print(f"training the chapter 13 GPT for {args.train_steps} steps...", file=sys.stderr, flush=True)
+                servables.append(models.train_gpt_servable(steps=args.train_steps, seed=0, progress=False))
+        if args.model in ("embed", "both"):
+            from course_lib.serving import embedding
+
+            servables.append(embedding.load_embedding_servable(with_search=True))
+        from course_lib.serving.app import create_app
+        from course_lib.serving.server import serve_forever
+
+        app = create_app(servables, batching=not args.no_batching, max_batch=args.max_batch,
+                         max_wait_ms=args.max_wait_ms, max_queue=args.max_queue)
+
+        def listening(url: str) -> None:
+            print(f"listening on {url}  (models: {', '.join(s.name for s in servables)}; "
+                  f"batching {'off' if args.no_batching else 'on'}; Ctrl+C stops)", flush=True)
+
+        started = serve_forever(app, host=args.host, port=args.port, log_level=args.log_level, on_listen=listening)
+    except Exception as err:  # noqa: BLE001 - a clear message and exit code 1, no traceback
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    if not started:
+        print("error: the server did not start (see the log above)", file=sys.stderr)
+        return 1
+    print("server stopped", flush=True)
+    return 0
+
+
 def _positive(kind):
     def parse(text: str):
         value = kind(text)
@@ -147,6 +206,23 @@ def _positive(kind):
         return value
 
     return parse
+
+
+def _non_negative(kind):
+    def parse(text: str):
+        value = kind(text)
+        if not value >= 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in 0..65535, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,6 +273,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="grade again even if a result for the same file exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_grade)
+
+    p = sub.add_parser("serve", help="serve a course model over HTTP", description=SERVE_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=["gpt", "embed", "both"], default="gpt", help="model(s) to serve (default gpt)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="TCP port, 0 = any free port (default 8000)")
+    p.add_argument("--no-batching", action="store_true", help="run every request alone (no dynamic batching)")
+    p.add_argument("--max-batch", type=_positive(int), default=16, help="largest batch (default 16)")
+    p.add_argument("--max-wait-ms", type=_non_negative(float), default=5.0,
+                   help="longest wait for a batch to fill, in ms (default 5)")
+    p.add_argument("--max-queue", type=_positive(int), default=256, help="waiting requests before 503 (default 256)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="a GPT saved with serving.models.save_servable")
+    p.add_argument("--train-steps", type=_non_negative(int), default=200,
+                   help="training steps of the GPT when no --checkpoint (default 200; 0 = untrained)")
+    p.add_argument("--threads", type=_positive(int), default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], default="info",
+                   help="uvicorn log level (default info)")
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 
