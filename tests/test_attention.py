@@ -311,3 +311,67 @@ def test_explorer_rejects_bad_arguments():
 
     with pytest.raises(TypeError, match="AttentionExplorer: model should be a ReversalModel"):
         AttentionExplorer(torch.nn.Linear(2, 2))
+
+
+# --- the explorer on attention maps computed elsewhere (chapter 17's MiniLM) -----------------------
+def _fake_maps(T: int, layers: int = 2, heads: int = 3, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(heads, T, T, generator=g).softmax(-1) for _ in range(layers)]
+
+
+def test_explorer_from_attentions_shows_the_given_maps():
+    from course_lib.widgets.attention import AttentionExplorer
+
+    tokens = ["[CLS]", "the", "cat", "sat", "[SEP]"]
+    maps = _fake_maps(5)
+    ex = AttentionExplorer.from_examples({"one": (tokens, maps), "two": (["[CLS]", "hi", "[SEP]"], _fake_maps(3, seed=1))})
+    assert set(ex.controls) == {"sequence", "layer", "head", "query"}
+    assert (ex.controls["layer"].max, ex.controls["head"].max, ex.controls["query"].max) == (1, 2, 4)
+    ex.set_state(layer=1, head=2)
+    assert ex.weights().shape == (5, 5) and torch.equal(torch.from_numpy(ex.weights()), maps[1][2])
+    print(ex.self_check())
+    for name in ("query", "layer", "head", "sequence"):
+        frames, before = ex.frames, ex.image.value
+        ex.step(name)
+        assert ex.frames == frames + 1 and ex.image.value != before, name
+    ex.set_state(sequence="two", query=4)              # beyond the shorter sentence: its last token
+    assert ex.weights().shape == (3, 3) and "query '[SEP]'" in ex.caption_bar.get_text()
+    one = AttentionExplorer.from_attentions(tokens, torch.stack(maps))   # (L, h, T, T) accepted too
+    assert one.weights(1, 2).shape == (5, 5) and one.self_check().endswith("OK")
+
+
+@pytest.mark.parametrize("examples, error, pattern", [
+    ({}, ValueError, "from_examples: expected a non-empty dict"),
+    ({"s": (["a", "b"], _fake_maps(3))}, ValueError, r"should be L >= 1 tensors \(h, T, T\) with T = 2 tokens"),
+    ({"s": ("ab", _fake_maps(2))}, TypeError, "tokens of 's' should be a list of str"),
+    ({"s": (["a", "b"], [torch.full((1, 2, 2), float("nan"))])}, ValueError, "finite floating-point weights"),
+    ({"s": (["a", "b"], _fake_maps(2)), "t": (["a", "b"], _fake_maps(2, heads=4))}, ValueError,
+     r"same \(layers, heads\) = \(2, 3\), got \(2, 4\)"),
+])
+def test_explorer_from_examples_rejects_bad_maps(examples, error, pattern):
+    from course_lib.widgets.attention import AttentionExplorer
+
+    with pytest.raises(error, match=pattern):
+        AttentionExplorer.from_examples(examples)
+
+
+def test_head_profile_finds_the_planted_patterns():
+    from course_lib.widgets.attention import head_profile
+
+    tokens = ["[CLS]", "a", "b", "c", "[SEP]"]
+    T = len(tokens)
+    prev = torch.zeros(T, T)
+    prev[0, 0] = 1.0
+    prev[torch.arange(1, T), torch.arange(T - 1)] = 1.0          # every query reads the token before it
+    sep = torch.zeros(T, T)
+    sep[:, -1] = 1.0                                               # every query reads [SEP]
+    uniform = torch.full((T, T), 1.0 / T)
+    prof = head_profile([torch.stack([prev, sep, uniform])], tokens)
+    assert set(prof) == {"previous", "same", "next", "[CLS]", "[SEP]"} and prof["previous"].shape == (1, 3)
+    torch.testing.assert_close(prof["previous"][0], torch.tensor([1.0, 0.0, 0.2], dtype=torch.float64))
+    torch.testing.assert_close(prof["[SEP]"][0], torch.tensor([0.0, 1.0, 0.2], dtype=torch.float64))
+    torch.testing.assert_close(prof["[CLS]"][0], torch.tensor([0.4, 0.0, 0.2], dtype=torch.float64))
+    torch.testing.assert_close(prof["same"][0], torch.tensor([0.2, 0.2, 0.2], dtype=torch.float64))
+    torch.testing.assert_close(prof["next"][0], torch.tensor([0.0, 0.25, 0.2], dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"head_profile: expected attentions \(L, h, T, T\) with T = 5"):
+        head_profile(torch.zeros(1, 1, 4, 4), tokens)

@@ -10,12 +10,18 @@ token + learned position embeddings, and a linear read-out; no MLP, no layer nor
 :class:`AttentionExplorer` recomputes the model with :func:`course_lib.attention.multi_head_attention`
 for every example and every combination of the causal and padding masks *at construction*, so a
 step only swaps image data. Controls: the example, layer, head, query position, and the two masks.
+
+:meth:`AttentionExplorer.from_attentions` (one sentence) and :meth:`AttentionExplorer.from_examples`
+(several) show attention maps computed elsewhere, e.g. by the MiniLM of chapter 17
+(``SentenceEncoder.attentions(text)`` -> tokens and L tensors (h, T, T)), with the tokens as labels;
+there are no mask controls and no prediction then. :func:`head_profile` summarises every head of
+such maps by where its weight goes (previous, same, next token, ``[CLS]``, ``[SEP]``).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -125,6 +131,8 @@ class AttentionExplorer(Explorer):
     check_control = "query"
 
     def __init__(self, model: Optional[ReversalModel] = None, examples: int = 4, seed: int = 123) -> None:
+        self.mode = "model"
+        self.T = T_MAX
         if model is None:
             model, _ = train_reversal()
         if not isinstance(model, ReversalModel):
@@ -145,12 +153,63 @@ class AttentionExplorer(Explorer):
                     pred = logits.argmax(-1)
                     acc = float((pred[keep] == yi[keep]).float().mean())
                     self.traces[(name, causal, padding)] = ([w.numpy() for w in ws], pred.numpy(), acc)
+        self.labels = {name: [token_label(int(t)) for t in xi] for name, (xi, _) in self.inputs.items()}
         super().__init__()
+
+    @classmethod
+    def from_attentions(cls, tokens: Sequence[str], attentions: Any, name: str = "sentence") -> "AttentionExplorer":
+        """The attention maps of one sentence: ``tokens`` (T labels), ``attentions`` a sequence of L
+        tensors (h, T, T) or one tensor (L, h, T, T) (rows = queries, columns = keys). See
+        :meth:`from_examples`."""
+        return cls.from_examples({name: (tokens, attentions)})
+
+    @classmethod
+    def from_examples(cls, examples: Mapping[str, Tuple[Sequence[str], Any]]) -> "AttentionExplorer":
+        """The attention maps of several sentences, ``{name: (tokens, attentions)}`` with ``tokens`` T_i
+        labels and ``attentions`` L tensors (h, T_i, T_i) (or one (L, h, T_i, T_i)); L and h equal for
+        all. Everything is converted to numpy here, so a step only swaps image data. Controls: the
+        sentence, layer, head and query token (a query beyond a shorter sentence shows its last token)."""
+        import numpy as np
+
+        fn = "AttentionExplorer.from_examples"
+        if not isinstance(examples, Mapping) or not examples:
+            raise ValueError(f"{fn}: expected a non-empty dict {{name: (tokens, attentions)}}, got {examples!r:.80}")
+        self = cls.__new__(cls)
+        self.mode = "maps"
+        self.inputs, self.traces, self.labels = {}, {}, {}
+        shape = None
+        for name, pair in examples.items():
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValueError(f"{fn}: expected (tokens, attentions) for {name!r}, got {type(pair).__name__}")
+            tokens, attentions = pair
+            if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
+                raise TypeError(f"{fn}: tokens of {name!r} should be a list of str, got {tokens!r:.80}")
+            maps = [torch.as_tensor(a) for a in (attentions if not isinstance(attentions, Tensor) else attentions.unbind(0))]
+            T = len(tokens)
+            if not maps or any(a.dim() != 3 or a.shape[1:] != (T, T) for a in maps):
+                raise ValueError(f"{fn}: attentions of {name!r} should be L >= 1 tensors (h, T, T) with T = "
+                                 f"{T} tokens, got shapes {[tuple(a.shape) for a in maps]}")
+            if not all(a.is_floating_point() and bool(torch.isfinite(a).all()) and bool((a >= 0).all()) for a in maps):
+                raise ValueError(f"{fn}: attentions of {name!r} should be finite floating-point weights >= 0")
+            if shape is not None and (len(maps), maps[0].shape[0]) != shape:
+                raise ValueError(f"{fn}: every example should have the same (layers, heads) = {shape}, "
+                                 f"got {(len(maps), maps[0].shape[0])} for {name!r}")
+            shape = (len(maps), maps[0].shape[0])
+            key = str(name)
+            self.inputs[key] = (None, None)
+            self.labels[key] = list(tokens)
+            self.traces[(key, False, False)] = ([np.ascontiguousarray(a.detach().float().cpu().numpy()) for a in maps],
+                                                None, None)
+        self.layers, self.heads = shape
+        self.T = max(len(t) for t in self.labels.values())
+        self.figsize = (max(9.6, 3.2 + 0.42 * self.T), max(4.6, 2.4 + 0.2 * self.T))
+        Explorer.__init__(self)
+        return self
 
     def weights(self, layer: Optional[int] = None, head: Optional[int] = None) -> Any:
         """The (T, T) weights shown (default: the controls' layer and head)."""
         s = self.state()
-        ws = self.traces[(s["sequence"], s["causal"], s["padding"])][0]
+        ws = self.traces[(s["sequence"], s.get("causal", False), s.get("padding", False))][0]
         return ws[s["layer"] if layer is None else layer][s["head"] if head is None else head]
 
     def build(self, fig: Any) -> None:
@@ -162,16 +221,17 @@ class AttentionExplorer(Explorer):
         self.ax_map = fig.add_subplot(gs[0, 0])
         self.ax_bar = fig.add_subplot(gs[0, 1])
         self.ax_txt = fig.add_subplot(gs[1, :])
-        T = T_MAX
+        T = self.T
         self.im = self.ax_map.imshow(np.zeros((T, T)), cmap="viridis", vmin=0, vmax=1, aspect="equal",
                                      interpolation="nearest")
         self.box = self.ax_map.add_patch(Rectangle((-0.5, -0.5), T, 1, fill=False, ec="r", lw=2))
-        self.ax_map.set_xlabel("key position")
-        self.ax_map.set_ylabel("query position")
+        what = "position" if self.mode == "model" else "token"
+        self.ax_map.set_xlabel(f"key {what}")
+        self.ax_map.set_ylabel(f"query {what}")
         self.bars = self.ax_bar.bar(range(T), np.zeros(T), color="C0")
         self.ax_bar.set_ylim(0, 1.05)
         self.ax_bar.set_xlim(-0.6, T - 0.4)
-        self.ax_bar.set_xlabel("key position")
+        self.ax_bar.set_xlabel(f"key {what}")
         self.ax_bar.set_ylabel("weight")
         self.ax_txt.set_axis_off()
         self.caption_map = self.ax_map.text(0.0, 1.03, "", transform=self.ax_map.transAxes, fontsize=9)
@@ -189,6 +249,13 @@ class AttentionExplorer(Explorer):
         import ipywidgets as widgets
 
         names = list(self.inputs)
+        if self.mode == "maps":
+            return {
+                "sequence": widgets.Dropdown(options=names, value=names[0], description="sentence"),
+                "layer": widgets.IntSlider(value=0, min=0, max=self.layers - 1, description="layer"),
+                "head": widgets.IntSlider(value=0, min=0, max=self.heads - 1, description="head"),
+                "query": widgets.IntSlider(value=1 if self.T > 1 else 0, min=0, max=self.T - 1, description="query"),
+            }
         return {
             "sequence": widgets.Dropdown(options=names, value=names[0], description="sequence"),
             "layer": widgets.IntSlider(value=self.layers - 1, min=0, max=self.layers - 1, description="layer"),
@@ -198,7 +265,11 @@ class AttentionExplorer(Explorer):
             "padding": widgets.Checkbox(value=True, description="padding mask"),
         }
 
-    def render(self, sequence: str, layer: int, head: int, query: int, causal: bool, padding: bool) -> None:
+    def render(self, sequence: str, layer: int, head: int, query: int, causal: bool = False,
+               padding: bool = False) -> None:
+        if self.mode == "maps":
+            self._render_maps(sequence, layer, head, query)
+            return
         x, y = self.inputs[sequence]
         labels = [token_label(int(t)) for t in x]
         ws, pred, acc = self.traces[(sequence, causal, padding)]
@@ -223,3 +294,54 @@ class AttentionExplorer(Explorer):
             bar.set_height(float(value))
         top = int(w[query].argmax())
         self.caption_bar.set_text(f"L{layer} H{head}, query {query}: max {w[query][top]:.2f} on key {top}")
+
+    def _render_maps(self, sequence: str, layer: int, head: int, query: int) -> None:
+        labels = self.labels[sequence]
+        T = len(labels)
+        ws = self.traces[(sequence, False, False)][0]
+        if self.use_background(sequence):
+            for ax in (self.ax_map, self.ax_bar):
+                ax.set_xticks(range(T))
+                ax.set_xticklabels(labels, fontsize=8, rotation=90)
+                ax.set_xlim(-0.5 if ax is self.ax_map else -0.6, T - 0.5 if ax is self.ax_map else T - 0.4)
+            self.ax_map.set_yticks(range(T))
+            self.ax_map.set_yticklabels(labels, fontsize=8)
+            self.ax_map.set_ylim(T - 0.5, -0.5)
+            self.im.set_extent((-0.5, T - 0.5, T - 0.5, -0.5))
+            self.box.set_width(T)
+            self.caption_map.set_text("weights; rows: queries, columns: keys")
+            self.txt_in.set_text("")
+            self.txt_pred.set_text("")
+            self.txt_acc.set_text("")
+        q = min(query, T - 1)
+        w = ws[layer][head]
+        self.im.set_data(w)
+        self.box.set_xy((-0.5, q - 0.5))
+        for j, bar in enumerate(self.bars):
+            bar.set_height(float(w[q, j]) if j < T else 0.0)
+        top = int(w[q].argmax())
+        self.caption_bar.set_text(f"L{layer} H{head}, query {labels[q]!r}: max {w[q, top]:.2f} on {labels[top]!r}")
+
+
+def head_profile(attentions: Any, tokens: Sequence[str]) -> Dict[str, Tensor]:
+    """Where each head's weight goes, averaged over the query tokens.
+
+    ``attentions``: L tensors (h, T, T) or one (L, h, T, T) of ONE sentence (rows sum to 1); ``tokens``:
+    its T labels. Returns ``{pattern: (L, h) tensor}`` for the patterns ``"previous"`` (key t-1, mean over
+    queries 1..T-1), ``"same"`` (key t), ``"next"`` (key t+1, queries 0..T-2), ``"[CLS]"`` and ``"[SEP]"``
+    (the summed weight on keys with that label, mean over all queries; absent labels give zeros).
+    """
+    a = attentions if isinstance(attentions, Tensor) else torch.stack([torch.as_tensor(x) for x in attentions])
+    if a.dim() != 4 or a.shape[-1] != a.shape[-2] or a.shape[-1] != len(tokens):
+        raise ValueError(f"head_profile: expected attentions (L, h, T, T) with T = {len(tokens)} tokens, "
+                         f"got shape {tuple(a.shape)}")
+    if a.shape[-1] < 2:
+        raise ValueError(f"head_profile: expected at least 2 tokens, got {a.shape[-1]}")
+    a = a.double()
+    out = {"previous": a.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1),
+           "same": a.diagonal(dim1=-2, dim2=-1).mean(-1),
+           "next": a.diagonal(offset=1, dim1=-2, dim2=-1).mean(-1)}
+    for special in ("[CLS]", "[SEP]"):
+        keys = torch.tensor([t == special for t in tokens])
+        out[special] = a[..., keys].sum(-1).mean(-1)
+    return out
