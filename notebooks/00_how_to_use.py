@@ -16,9 +16,9 @@
 # This course builds deep learning from the ground up: a single neuron, then layers, losses,
 # backpropagation and optimisers, then convolution, pooling and a convolutional network trained end
 # to end (chapters 01–07), then training deep networks, recurrent networks and their gates
-# (chapters 08–10), attention, the Transformer and a small GPT (chapters 11–13). The cost of large
-# models, serving and scaling them are planned for later chapters (section 5 lists what exists
-# and what is coming). Every idea is **written from
+# (chapters 08–10), attention, the Transformer and a small GPT (chapters 11–13), what large models
+# cost, how they are served and how their training scales out (chapters 14–16), and a capstone that
+# rebuilds a real pretrained Transformer (chapter 17). Every idea is **written from
 # scratch** in a small library, `course_lib`, **checked numerically against PyTorch**, and **shown
 # in an interactive figure** you can play with. This first notebook explains how the pieces fit
 # together: where to run the notebooks, the few tensor facts every chapter relies on, how to read
@@ -210,7 +210,7 @@ layer = use("01.1", linear_forward)
 # references](../docs/source_articles.md), examines every entry and gives the correct citation
 # where one exists. Whenever a chapter quotes an article, it says which of the two it means.
 #
-# **What exists and what is coming.**
+# **What the course contains.**
 #
 # | chapters | topic | status |
 # |---|---|---|
@@ -218,8 +218,8 @@ layer = use("01.1", linear_forward)
 # | 08 | training deep networks: initialisation, normalisation, regularisation | written |
 # | 09–10 | recurrent networks and backpropagation through time; LSTM and GRU | written |
 # | 11–13 | attention, Transformers, a small GPT | written |
-# | 14–16 | the cost of large models, serving and scaling them | planned, next |
-# | 17 | a capstone project | planned |
+# | 14–16 | the cost of large models, serving them (`course serve`), scaling training out (`torch.distributed`) | written |
+# | 17 | capstone: a real pretrained model (all-MiniLM-L6-v2) rebuilt from scratch, offline | written |
 
 # %% [markdown]
 # ## Summary
@@ -230,7 +230,7 @@ layer = use("01.1", linear_forward)
 # - Exercises: write the function, run `check("NN.k", fn)`, read the verdict: the mistake it
 #   recognises, the first mismatch, and one more hint tier per failed attempt (or `hint("NN.k")`).
 # - The topics come from two source articles, *the talent article* and *the employment article*; their listings contain bugs that the chapters repair, and [the appendix](../docs/source_articles.md) checks every reference they give.
-# - Chapters 00–13 exist; the cost of large models, serving, scaling out and a capstone are planned (14–17).
+# - Chapters 00–17: from one neuron to a small GPT, then the cost, serving and scaling out of large models, and a capstone with a real pretrained model.
 #
 # Next: **01 · Forward propagation**. Key terms of every chapter, with their Chinese names, are in
 # `docs/glossary.md`.
