@@ -97,10 +97,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
 
     * a lecture, when the browser test can run (Chromium, playwright and JupyterLab present): it
       runs every cell and fails on any error, as nbval does;
-    * a solution sheet, when its question suite (``tests/test_questions_chNN.py``) is collected: the
-      suite executes every code cell of the sheet (an error fails it) and checks every answer, and
-      the grader test grades the sheet again in the sandbox. Exercise sheets keep their nbval run:
-      "Run All reaches the end" in a real kernel is what students rely on.
+    * a solution or exercise sheet, when its question suite (``tests/test_questions_chNN.py``) is
+      collected: the suite executes every code cell of both sheets (an error fails it) and checks
+      that every answer of the solution passes and every stub of the exercise is "not attempted",
+      and the grader test (``tests/test_grader.py``) runs both ``.ipynb`` files again, cell by
+      cell, in its sandbox (solutions full marks, exercises zero). A third run under nbval added
+      a kernel start per sheet and nothing else.
 
     Run alone (``pytest notebooks/01_forward.ipynb``), a notebook is still checked by nbval."""
     twice = set()
@@ -114,7 +116,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
             twice |= {item for item in items if item.path.suffix == ".ipynb" and item.path.resolve() in in_browser}
     sheets = {getattr(item.module, "SHEET", None) for item in items
               if item.path.name.startswith("test_questions_ch") and getattr(item, "module", None) is not None}
-    solved = {(Path(__file__).resolve().parents[1] / "solutions" / f"{sheet}.ipynb") for sheet in sheets if sheet}
+    root = Path(__file__).resolve().parents[1]
+    solved = {root / folder / f"{sheet}.ipynb" for sheet in sheets if sheet for folder in ("solutions", "exercises")}
     twice |= {item for item in items if item.path.suffix == ".ipynb" and item.path.resolve() in solved}
     if twice:
         config.hook.pytest_deselected(items=sorted(twice, key=lambda item: item.nodeid))
