@@ -53,14 +53,22 @@ def pool_processes() -> list:
     return [p for p in os.listdir("/proc") if p.isdigit() and uid_of(p) in POOL]
 
 
-def kill_pool() -> None:
+def own_pool_processes() -> dict:
+    """{pid: start time} of the sandbox processes under this test process: another xdist worker may be
+    grading at the same time with other uids of the pool, and its processes are not ours to kill."""
+    mine = descendants(os.getpid())
+    return {int(p): start_time(int(p)) for p in pool_processes() if int(p) in mine}
+
+
+def kill_pool(tracked: dict) -> None:
+    """SIGKILL these processes (``own_pool_processes()``) until none of them is left."""
     for _ in range(50):
-        left = pool_processes()
+        left = [p for p, t in tracked.items() if t is not None and start_time(p) == t]
         if not left:
             return
         for p in left:
             try:
-                os.kill(int(p), signal.SIGKILL)
+                os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
         time.sleep(0.05)
@@ -289,8 +297,9 @@ def runs(tmp_path_factory):
         got["left_host"] = [p for p in (f"/tmp/{TOKEN}", f"/dev/shm/{TOKEN}", f"/tmp/{TOKEN}.sock") if os.path.exists(p)]
         yield got
     finally:
+        ours = own_pool_processes()
         server.close()
-        kill_pool()
+        kill_pool(ours)
         for p in (f"/tmp/{TOKEN}", f"/dev/shm/{TOKEN}", f"/tmp/{TOKEN}.sock"):
             if os.path.exists(p):
                 os.unlink(p)
