@@ -194,7 +194,7 @@ def main(argv=None) -> int:
         "",
         f"Burst: 1,000 valid requests ({args.burst_tokens} tokens each) and 100 malformed ones at concurrency 64: "
         f"{rep['n_sent']} sent, {rep['n_ok']} answered 200, {fault['n_4xx']} answered 4xx, "
-        f"{rep['n_errors'].get(0, 0)} lost {rep['failures'] or ''}, {rep['n_malformed_replies']} malformed replies; "
+        f"{rep['n_errors'].get(0, 0)} lost{' ' + str(rep['failures']) if rep['failures'] else ''}, {rep['n_malformed_replies']} malformed replies; "
         f"server counted {fault['accepted']} accepted, {fault['answered']} answered and {fault['cancelled']} "
         f"cancelled; alive after: {fault['alive']}; "
         f"exit code on SIGTERM: {exit_codes['batched']}; resident memory {fault['rss_before']:.0f} MB before, "
