@@ -5,6 +5,7 @@ and show library code instead of copying it."""
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import json
 import pkgutil
@@ -70,8 +71,10 @@ def test_lecture_ends_with_widget_self_check(path: Path):
     assert "self_check()" in last_code.source, f"{path}: the last code cell must run the widgets' self_check()"
 
 
+@functools.lru_cache(maxsize=None)
 def _library_functions() -> dict[str, str]:
-    """name -> normalised source of every function/class defined in course_lib."""
+    """name -> normalised source of every function/class defined in course_lib (computed once:
+    it imports and parses every module, ~3 s)."""
     found: dict[str, str] = {}
     for info in pkgutil.walk_packages(course_lib.__path__, "course_lib."):
         module = importlib.import_module(info.name)
